@@ -1,0 +1,246 @@
+//! `PixstoreBackendConfig`: defaults, merging of user overrides, validation
+//! (with the reference's messages where the reference validates), and the
+//! format-byte mapping derived from `imageFormats`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Every format name the `ImageFormat` type of pixstore allows.
+const KNOWN_FORMATS: &[&str] = &[
+  "jpeg", "jpg", "png", "webp", "gif", "bmp", "tiff", "tif", "ico", "svg", "avif", "heif", "heic",
+  "jfif", "pjpeg", "pjp", "apng", "raw", "emf", "wmf", "cur", "dds", "icns", "ras", "sgi", "tga",
+  "xbm", "xpm",
+];
+
+/// The error handling modes of the JS layer.
+const ERROR_HANDLING_MODES: &[&str] = &["hybrid", "throw", "warn", "silent", "custom"];
+
+/// Default for `maxImageBytes`: 50 MiB.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 50 * 1024 * 1024;
+
+/// How hard a write is pushed to disk before its promise resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+  /// Survives a crash of the process (the OS still holds the data): no fsync.
+  Process,
+  /// Survives power loss: fsync of file and folders, SQLite `synchronous=FULL`.
+  Fsync,
+}
+
+/// The backend configuration, always complete and valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+  /// Allowed formats; the format byte of a format is its 1-based index here.
+  pub image_formats: Vec<String>,
+  /// Folder holding the encrypted image files.
+  pub image_root_dir: String,
+  /// Path of the SQLite database.
+  pub database_path: String,
+  /// Proof window in milliseconds, or -1 for proofs that never expire.
+  pub stateless_key_window_length: f64,
+  /// Whether `initPixstoreBackend` starts the built-in HTTP endpoint.
+  pub default_endpoint_enabled: bool,
+  /// Address the endpoint listens on.
+  pub default_endpoint_listen_host: String,
+  /// Port the endpoint listens on.
+  pub default_endpoint_listen_port: u16,
+  /// Route prefix of the endpoint.
+  pub default_endpoint_route: String,
+  /// Value of the `Access-Control-Allow-Origin` header.
+  pub access_control_allow_origin: String,
+  /// Error handling mode of the JS layer (validated here, applied there).
+  pub error_handling_mode: String,
+  /// Largest accepted image, in bytes.
+  pub max_image_bytes: u64,
+  /// Durability of writes.
+  pub durability: Durability,
+}
+
+impl Default for Config {
+  fn default() -> Self {
+    Config {
+      image_formats: ["png", "webp", "jpg", "jpeg"].map(String::from).to_vec(),
+      image_root_dir: "pixstore-images".into(),
+      database_path: "./.pixstore.sqlite".into(),
+      stateless_key_window_length: 20000.0,
+      default_endpoint_enabled: true,
+      default_endpoint_listen_host: "0.0.0.0".into(),
+      default_endpoint_listen_port: 3001,
+      default_endpoint_route: "/pixstore-image".into(),
+      access_control_allow_origin: "*".into(),
+      error_handling_mode: "hybrid".into(),
+      max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+      durability: Durability::Process,
+    }
+  }
+}
+
+fn string_value(key: &str, value: &Value) -> Result<String> {
+  value.as_str().map(String::from).ok_or_else(|| Error::config(format!("{key} must be a string")))
+}
+
+fn non_blank_string(key: &str, value: &Value) -> Result<String> {
+  let text = string_value(key, value)?;
+  if text.trim().is_empty() {
+    return Err(Error::config(format!("{key} cannot be empty")));
+  }
+  Ok(text)
+}
+
+impl Config {
+  /// Returns this config with `overrides` (a JS object of config keys) merged
+  /// over it, or the first validation error. Unknown keys (frontend keys of a
+  /// shared pixstore config, for instance) are ignored.
+  pub fn merged(&self, overrides: &Map<String, Value>) -> Result<Config> {
+    let mut next = self.clone();
+    for (key, value) in overrides {
+      match key.as_str() {
+        "imageFormats" => next.image_formats = parse_formats(value)?,
+        "imageRootDir" => next.image_root_dir = non_blank_string(key, value)?,
+        "databasePath" => next.database_path = non_blank_string(key, value)?,
+        "statelessKeyWindowLength" => {
+          let window = value.as_f64().filter(|v| *v == -1.0 || (v.is_finite() && *v > 0.0));
+          next.stateless_key_window_length = window.ok_or_else(|| {
+            Error::config(
+              "statelessKeyWindowLength must be a positive integer (milliseconds) or -1 for non-expiring proof",
+            )
+          })?;
+        }
+        "defaultEndpointEnabled" => {
+          next.default_endpoint_enabled = value
+            .as_bool()
+            .ok_or_else(|| Error::config("defaultEndpointEnabled must be a boolean"))?;
+        }
+        "defaultEndpointListenHost" => next.default_endpoint_listen_host = non_blank_string(key, value)?,
+        "defaultEndpointListenPort" => {
+          let port = value.as_f64().filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p));
+          next.default_endpoint_listen_port = port.ok_or_else(|| {
+            Error::config("defaultEndpointListenPort must be an integer between 1 and 65535")
+          })? as u16;
+        }
+        "defaultEndpointRoute" => {
+          let route = string_value(key, value)?;
+          if !route.starts_with('/') || route.contains(['?', '#']) {
+            return Err(Error::config(
+              "defaultEndpointRoute must start with '/' and contain no '?' or '#'",
+            ));
+          }
+          next.default_endpoint_route = route;
+        }
+        "accessControlAllowOrigin" => {
+          let origin = string_value(key, value)?;
+          if origin.is_empty() || origin.chars().any(|c| c.is_control()) {
+            return Err(Error::config(
+              "accessControlAllowOrigin must be a non-empty header value",
+            ));
+          }
+          next.access_control_allow_origin = origin;
+        }
+        "errorHandlingMode" => {
+          let mode = string_value(key, value)?;
+          if !ERROR_HANDLING_MODES.contains(&mode.as_str()) {
+            return Err(Error::config(format!(
+              "errorHandlingMode must be one of {}",
+              ERROR_HANDLING_MODES.join(", ")
+            )));
+          }
+          next.error_handling_mode = mode;
+        }
+        "maxImageBytes" => {
+          let max = value.as_f64().filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= 2f64.powi(53));
+          next.max_image_bytes = max
+            .ok_or_else(|| Error::config("maxImageBytes must be a positive integer"))?
+            as u64;
+        }
+        "durability" => {
+          next.durability = match value.as_str() {
+            Some("process") => Durability::Process,
+            Some("fsync") => Durability::Fsync,
+            _ => return Err(Error::config("durability must be 'process' or 'fsync'")),
+          }
+        }
+        _ => {}
+      }
+    }
+    Ok(next)
+  }
+
+  /// `imageRootDir` resolved against `cwd`.
+  pub fn image_root(&self, cwd: &Path) -> PathBuf {
+    cwd.join(&self.image_root_dir)
+  }
+
+  /// `databasePath` resolved against `cwd`.
+  pub fn database_file(&self, cwd: &Path) -> PathBuf {
+    cwd.join(&self.database_path)
+  }
+}
+
+fn parse_formats(value: &Value) -> Result<Vec<String>> {
+  let invalid = || {
+    Error::config(format!(
+      "imageFormats must be a non-empty array of distinct image formats ({})",
+      KNOWN_FORMATS.join(", ")
+    ))
+  };
+  let items = value.as_array().filter(|items| !items.is_empty() && items.len() < 256).ok_or_else(invalid)?;
+  let mut formats: Vec<String> = Vec::with_capacity(items.len());
+  for item in items {
+    let format = item.as_str().filter(|f| KNOWN_FORMATS.contains(f)).ok_or_else(invalid)?;
+    if formats.iter().any(|f| f == format) {
+      return Err(invalid());
+    }
+    formats.push(format.to_string());
+  }
+  Ok(formats)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use serde_json::json;
+
+  fn merge(value: Value) -> Result<Config> {
+    Config::default().merged(value.as_object().unwrap())
+  }
+
+  #[test]
+  fn defaults_match_the_documented_ones() {
+    let config = Config::default();
+    assert_eq!(config.image_formats, ["png", "webp", "jpg", "jpeg"]);
+    assert_eq!(config.stateless_key_window_length, 20000.0);
+    assert_eq!(config.default_endpoint_listen_port, 3001);
+    assert_eq!(config.default_endpoint_listen_host, "0.0.0.0");
+    assert_eq!(config.error_handling_mode, "hybrid");
+  }
+
+  #[test]
+  fn rejects_out_of_range_values_with_reference_messages() {
+    for port in [json!(0), json!(65536), json!(1.5), json!("3001")] {
+      let err = merge(json!({ "defaultEndpointListenPort": port })).unwrap_err();
+      assert_eq!(err.message, "defaultEndpointListenPort must be an integer between 1 and 65535");
+    }
+    for window in [json!(0), json!(-2), json!("x")] {
+      let err = merge(json!({ "statelessKeyWindowLength": window })).unwrap_err();
+      assert!(err.message.starts_with("statelessKeyWindowLength must be a positive integer"));
+    }
+    assert_eq!(merge(json!({ "imageRootDir": "  " })).unwrap_err().message, "imageRootDir cannot be empty");
+    assert!(merge(json!({ "imageFormats": ["png", "png"] })).is_err());
+    assert!(merge(json!({ "imageFormats": ["exe"] })).is_err());
+    assert!(merge(json!({ "errorHandlingMode": "loud" })).is_err());
+    assert!(merge(json!({ "maxImageBytes": 0 })).is_err());
+    assert!(merge(json!({ "durability": "sometimes" })).is_err());
+  }
+
+  #[test]
+  fn merges_over_the_current_config() {
+    let first = merge(json!({ "statelessKeyWindowLength": -1, "imageFormats": ["gif", "png"] })).unwrap();
+    let second = first.merged(json!({ "errorHandlingMode": "throw" }).as_object().unwrap()).unwrap();
+    assert_eq!(second.stateless_key_window_length, -1.0);
+    assert_eq!(second.image_formats, ["gif", "png"]);
+    assert_eq!(second.error_handling_mode, "throw");
+  }
+}

@@ -1,0 +1,163 @@
+//! Image ids: generation (`<base36 ms><8 random base36 chars>`, optionally
+//! `<dir>:`-prefixed), validation, and the only mapping from ids to file
+//! paths. An id that could not have been generated is refused here, so no id
+//! can name a path outside the image root.
+
+use std::path::{Path, PathBuf};
+
+use crate::crypto::random_bytes;
+use crate::error::{Error, Result};
+
+/// Extension of every image file, as in pixstore.
+pub const IMAGE_EXTENSION: &str = ".pixstore-image";
+
+/// Longest accepted id, in bytes (a file name stays under the usual 255-byte limit).
+pub const MAX_ID_LENGTH: usize = 200;
+
+const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// `n` in base 36, like JavaScript's `n.toString(36)`.
+pub fn to_base36(mut n: u64) -> String {
+  let mut digits = Vec::new();
+  loop {
+    digits.push(BASE36[(n % 36) as usize]);
+    n /= 36;
+    if n == 0 {
+      break;
+    }
+  }
+  digits.reverse();
+  String::from_utf8(digits).expect("base36 digits are ASCII")
+}
+
+/// `count` random base-36 characters from the OS CSPRNG.
+fn random_base36(count: usize) -> Result<String> {
+  let mut out = String::with_capacity(count);
+  while out.len() < count {
+    for byte in random_bytes::<16>()? {
+      // 252 = 7 * 36: rejecting larger bytes keeps every digit equally likely.
+      if byte < 252 && out.len() < count {
+        out.push(BASE36[(byte % 36) as usize] as char);
+      }
+    }
+  }
+  Ok(out)
+}
+
+/// The `dir` argument as pixstore cleans it: trimmed, lower-cased, only `[a-z0-9_-]` kept.
+pub fn clean_dir(dir: &str) -> String {
+  dir
+    .trim()
+    .to_lowercase()
+    .chars()
+    .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+    .collect()
+}
+
+/// A new id for the time `now_ms`, under `dir` when given (an empty `dir` means none,
+/// as in pixstore, where only a truthy `dir` adds a prefix).
+pub fn generate(dir: Option<&str>, now_ms: u64) -> Result<String> {
+  let key = format!("{}{}", to_base36(now_ms), random_base36(8)?);
+  let id = match dir {
+    Some(dir) if !dir.is_empty() => format!("{}:{key}", clean_dir(dir)),
+    _ => key,
+  };
+  validate(&id).map_err(|_| {
+    Error::pixstore(format!("Invalid dir: ids must stay under {MAX_ID_LENGTH} characters"))
+  })?;
+  Ok(id)
+}
+
+fn is_key_char(c: u8) -> bool {
+  c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+fn is_dir_char(c: u8) -> bool {
+  is_key_char(c) || c == b'_' || c == b'-'
+}
+
+/// Whether `id` is one pixstore could have generated: an optional `[a-z0-9_-]*:`
+/// prefix and a non-empty `[a-z0-9]` key, at most [`MAX_ID_LENGTH`] bytes.
+pub fn is_valid(id: &str) -> bool {
+  if id.is_empty() || id.len() > MAX_ID_LENGTH {
+    return false;
+  }
+  let (prefix, key) = match id.split_once(':') {
+    Some((prefix, key)) => (prefix, key),
+    None => ("", id),
+  };
+  !key.is_empty() && key.bytes().all(is_key_char) && prefix.bytes().all(is_dir_char)
+}
+
+/// `Ok` for a valid id, else the PixstoreError that refuses it.
+pub fn validate(id: &str) -> Result<()> {
+  if is_valid(id) {
+    return Ok(());
+  }
+  let shown: String = id.chars().take(64).flat_map(char::escape_default).collect();
+  Err(Error::pixstore(format!("Invalid image id: \"{shown}\"")))
+}
+
+/// The file of a (valid) id: `<root>/<prefix>/<key>.pixstore-image` for
+/// `prefix:key`, else `<root>/<id>.pixstore-image`, exactly as pixstore maps it.
+pub fn file_path(root: &Path, id: &str) -> PathBuf {
+  debug_assert!(is_valid(id));
+  match id.split_once(':') {
+    Some((prefix, key)) if !prefix.is_empty() => root.join(prefix).join(format!("{key}{IMAGE_EXTENSION}")),
+    _ => root.join(format!("{id}{IMAGE_EXTENSION}")),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use proptest::prelude::*;
+
+  #[test]
+  fn base36_matches_javascript() {
+    assert_eq!(to_base36(0), "0");
+    assert_eq!(to_base36(35), "z");
+    assert_eq!(to_base36(36), "10");
+    assert_eq!(to_base36(1_700_000_000_000), "loyw3v28");
+  }
+
+  #[test]
+  fn generated_ids_have_the_pixstore_shape() {
+    let id = generate(None, 1_700_000_000_000).unwrap();
+    assert_eq!(id.len(), 16);
+    assert!(id.starts_with("loyw3v28"));
+    let id = generate(Some("  My Students!/.. "), 1_700_000_000_000).unwrap();
+    assert!(id.starts_with("mystudents:loyw3v28"), "{id}");
+    assert!(is_valid(&id));
+    assert!(generate(Some(&"x".repeat(300)), 1).is_err());
+  }
+
+  #[test]
+  fn refuses_ids_that_could_not_have_been_generated() {
+    for id in ["", "..", "../x", "a/b", "a\\b", "a\0b", "a:b:c", "a:", "A", "a.b", "a:..", &"a".repeat(201)] {
+      assert!(!is_valid(id), "{id:?} should be invalid");
+    }
+    for id in ["abc", "dir:abc", "my_dir-2:abc", ":abc"] {
+      assert!(is_valid(id), "{id:?} should be valid");
+    }
+  }
+
+  #[test]
+  fn maps_ids_to_pixstore_paths() {
+    let root = Path::new("/store");
+    assert_eq!(file_path(root, "abc"), Path::new("/store/abc.pixstore-image"));
+    assert_eq!(file_path(root, "dir:abc"), Path::new("/store/dir/abc.pixstore-image"));
+    assert_eq!(file_path(root, ":abc"), Path::new("/store/:abc.pixstore-image"));
+  }
+
+  proptest! {
+    #[test]
+    fn valid_ids_never_leave_the_root(id in "\\PC{0,40}") {
+      if is_valid(&id) {
+        let path = file_path(Path::new("/store"), &id);
+        prop_assert!(path.starts_with("/store"));
+        prop_assert!(path.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_))));
+      }
+    }
+  }
+}

@@ -1,0 +1,16 @@
+//! pixstore-native: the backend of pixstore (encrypted image storage and
+//! serving) in Rust. The core modules know nothing of Node; `binding` is the
+//! one thin layer that exposes them to JavaScript.
+
+pub mod config;
+pub mod crypto;
+pub mod endpoint;
+pub mod error;
+pub mod id;
+pub mod proof;
+pub mod service;
+pub mod sniff;
+pub mod store;
+pub mod wire;
+
+mod binding;

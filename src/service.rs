@@ -1,0 +1,214 @@
+//! The backend as one object: configuration, the open store and the default
+//! endpoint, and the operations of the pixstore API on top of them (id
+//! validation, proofs, wire payloads). No napi types: the binding calls this.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Map, Value};
+use tokio::runtime::Handle;
+
+use crate::config::Config;
+use crate::crypto::ImageMeta;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::id;
+use crate::proof;
+use crate::store::{ImageRules, ImageSource, Store, StoreLocation, StoredRecord};
+use crate::wire::{self, WireState};
+
+/// An image record as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+  /// The image id.
+  pub id: String,
+  /// Version token.
+  pub token: i64,
+  /// Decryption meta.
+  pub meta: ImageMeta,
+  /// Proof of access for the current window.
+  pub stateless_proof: String,
+}
+
+/// The configuration and store in use (replaced as a whole on re-init).
+pub struct Active {
+  /// The effective configuration.
+  pub config: Config,
+  /// The open store.
+  pub store: Arc<Store>,
+}
+
+/// The pixstore backend: what `initPixstoreBackend` sets up.
+#[derive(Default)]
+pub struct Pixstore {
+  active: RwLock<Option<Arc<Active>>>,
+  config: Mutex<Config>,
+  endpoint: Mutex<Option<Endpoint>>,
+  lifecycle: Mutex<()>,
+}
+
+fn poisoned() -> Error {
+  Error::internal("pixstore state lock poisoned")
+}
+
+impl Pixstore {
+  /// Merges `overrides` over the current configuration and applies it: opens
+  /// the store if its location changed, and starts, stops or moves the
+  /// endpoint. An invalid configuration, or a store or port that cannot be
+  /// opened, returns an error and changes nothing.
+  pub fn init(self: &Arc<Self>, overrides: &Map<String, Value>, runtime: &Handle, cwd: &Path) -> Result<()> {
+    let _lifecycle = self.lifecycle.lock().map_err(|_| poisoned())?;
+    let config = self.config.lock().map_err(|_| poisoned())?.merged(overrides)?;
+    let location = StoreLocation {
+      root: config.image_root(cwd),
+      database: config.database_file(cwd),
+      durability: config.durability,
+    };
+    let current = self.active.read().map_err(|_| poisoned())?.clone();
+    let store = match &current {
+      Some(active) if *active.store.location() == location => Arc::clone(&active.store),
+      _ => Store::open(location).map_err(|err| Error::config(format!("Cannot open the Pixstore store: {err}")))?,
+    };
+    self.apply_endpoint(&config, runtime)?;
+    *self.active.write().map_err(|_| poisoned())? = Some(Arc::new(Active { config: config.clone(), store: Arc::clone(&store) }));
+    *self.config.lock().map_err(|_| poisoned())? = config;
+    if let Some(previous) = current.filter(|previous| !Arc::ptr_eq(&previous.store, &store)) {
+      runtime.spawn(async move { previous.store.close().await });
+    }
+    Ok(())
+  }
+
+  /// Starts, stops or moves the endpoint to match `config`.
+  fn apply_endpoint(self: &Arc<Self>, config: &Config, runtime: &Handle) -> Result<()> {
+    let mut endpoint = self.endpoint.lock().map_err(|_| poisoned())?;
+    let host = &config.default_endpoint_listen_host;
+    let port = config.default_endpoint_listen_port;
+    let wanted = config.default_endpoint_enabled;
+    if endpoint.as_ref().is_some_and(|running| wanted && running.listens_on(host, port)) || (!wanted && endpoint.is_none()) {
+      return Ok(());
+    }
+    // Stop first: the new address may reuse the old port.
+    let previous = endpoint.take().map(|running| {
+      let address = (running.host().to_string(), running.address().port());
+      drop(running.stop());
+      address
+    });
+    if wanted {
+      match Endpoint::start(runtime, host, port, Arc::clone(self)) {
+        Ok(started) => *endpoint = Some(started),
+        Err(err) => {
+          if let Some((old_host, old_port)) = previous {
+            *endpoint = Endpoint::start(runtime, &old_host, old_port, Arc::clone(self)).ok();
+          }
+          return Err(err);
+        }
+      }
+    }
+    Ok(())
+  }
+
+  /// Stops the endpoint (waiting for open connections to finish) and closes the store.
+  pub async fn close(&self) {
+    let (endpoint, active) = {
+      let Ok(_lifecycle) = self.lifecycle.lock() else { return };
+      let endpoint = self.endpoint.lock().ok().and_then(|mut endpoint| endpoint.take());
+      let active = self.active.write().ok().and_then(|mut active| active.take());
+      (endpoint, active)
+    };
+    if let Some(endpoint) = endpoint {
+      if let Ok(draining) = tokio::task::spawn_blocking(move || endpoint.stop()).await {
+        let _ = draining.await;
+      }
+    }
+    if let Some(active) = active {
+      active.store.close().await;
+    }
+  }
+
+  /// The active configuration and store, or the not-initialized error.
+  pub fn active(&self) -> Result<Arc<Active>> {
+    self.active.read().map_err(|_| poisoned())?.clone().ok_or_else(Error::not_initialized)
+  }
+
+  /// Route and allowed origin of the endpoint, if the backend is open.
+  pub fn endpoint_routing(&self) -> Option<(String, String)> {
+    let active = self.active().ok()?;
+    Some((active.config.default_endpoint_route.clone(), active.config.access_control_allow_origin.clone()))
+  }
+
+  /// The address the default endpoint listens on, if it runs.
+  pub fn endpoint_address(&self) -> Option<std::net::SocketAddr> {
+    self.endpoint.lock().ok()?.as_ref().map(Endpoint::address)
+  }
+
+  fn with_proof(active: &Active, record: StoredRecord) -> ImageRecord {
+    let stateless_proof = proof::current_proof(&record.id, crate::store::now_ms(), active.config.stateless_key_window_length);
+    ImageRecord { id: record.id, token: record.token, meta: record.meta, stateless_proof }
+  }
+
+  fn rules(active: &Active) -> ImageRules {
+    ImageRules { formats: active.config.image_formats.clone(), max_bytes: active.config.max_image_bytes }
+  }
+
+  /// `getImageRecord`: the record with a fresh proof, or `None`.
+  pub fn image_record(&self, id: &str) -> Result<Option<ImageRecord>> {
+    let active = self.active()?;
+    id::validate(id)?;
+    Ok(active.store.record(id)?.map(|record| Self::with_proof(&active, record)))
+  }
+
+  /// `saveImage` / `saveImageFromFile`.
+  pub async fn save_image(&self, source: ImageSource, dir: Option<String>) -> Result<ImageRecord> {
+    let active = self.active()?;
+    let record = active.store.save(source, dir, Self::rules(&active)).await?;
+    Ok(Self::with_proof(&active, record))
+  }
+
+  /// `updateImage` / `updateImageFromFile`.
+  pub async fn update_image(&self, id: String, source: ImageSource) -> Result<ImageRecord> {
+    let active = self.active()?;
+    id::validate(&id)?;
+    let record = active.store.update(id, source, Self::rules(&active)).await?;
+    Ok(Self::with_proof(&active, record))
+  }
+
+  /// `deleteImage`.
+  pub async fn delete_image(&self, id: String) -> Result<bool> {
+    let active = self.active()?;
+    id::validate(&id)?;
+    active.store.delete(id).await
+  }
+
+  /// `imageExists`.
+  pub async fn image_exists(&self, id: String) -> Result<bool> {
+    let active = self.active()?;
+    id::validate(&id)?;
+    active.store.exists(id).await
+  }
+
+  /// `customEndpointHelper`: the payload, refused while the default endpoint runs.
+  pub async fn custom_endpoint_payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Result<Vec<u8>> {
+    self.active()?;
+    if self.endpoint.lock().map_err(|_| poisoned())?.is_some() {
+      return Err(Error::pixstore(
+        "Pixstore custom endpoint mode is not active. Please disable the default endpoint before using customEndpointHelper().",
+      ));
+    }
+    Ok(self.payload(id, client_token, proof).await)
+  }
+
+  /// The wire payload for a request: checks id, proof, then reads the image.
+  /// Never fails: unexpected errors become `InternalError`. An id that could
+  /// not have been generated cannot carry a valid proof and gets `InvalidProof`
+  /// without touching the disk.
+  pub async fn payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
+    let Some(id) = id.filter(|id| !id.is_empty()) else { return wire::state_only(WireState::MissingId) };
+    let Some(proof) = proof.filter(|proof| !proof.is_empty()) else { return wire::state_only(WireState::MissingProof) };
+    let Ok(active) = self.active() else { return wire::state_only(WireState::InternalError) };
+    let window = active.config.stateless_key_window_length;
+    if !id::is_valid(&id) || !proof::verify(&id, &proof, crate::store::now_ms(), window) {
+      return wire::state_only(WireState::InvalidProof);
+    }
+    active.store.wire_payload(id, client_token).await
+  }
+}
