@@ -26,14 +26,13 @@ fn code_of(kind: ErrorKind) -> &'static str {
   }
 }
 
-type JsResult<T> = napi::Result<T>;
 
 fn to_js(err: Error) -> napi::Error {
   napi::Error::from_reason(format!("[{}] {}", code_of(err.kind), err.message))
 }
 
 /// Decryption meta of an image (standard base64).
-#[napi(object)]
+#[napi(object, js_name = "ImageDecryptionMeta")]
 pub struct JsImageMeta {
   /// AES-256 key.
   pub key: String,
@@ -44,7 +43,7 @@ pub struct JsImageMeta {
 }
 
 /// An image record, as `getImageRecord` and the write calls return it.
-#[napi(object)]
+#[napi(object, js_name = "ImageRecord")]
 pub struct JsImageRecord {
   /// The image id.
   pub id: String,
@@ -69,7 +68,7 @@ impl From<ImageRecord> for JsImageRecord {
 
 /// Applies a configuration (merged over the current one); see `PixstoreBackendConfig`.
 #[napi]
-pub fn init_pixstore_backend(config: Value) -> JsResult<()> {
+pub fn init_pixstore_backend(config: Value) -> napi::Result<()> {
   let Value::Object(overrides) = config else {
     return Err(to_js(Error::config("the configuration must be an object")));
   };
@@ -84,56 +83,50 @@ pub async fn close_pixstore_backend() {
   PIXSTORE.close().await
 }
 
-/// The port the default endpoint listens on, or null when it is not running.
-#[napi]
-pub fn default_endpoint_port() -> Option<u32> {
-  PIXSTORE.endpoint_address().map(|address| u32::from(address.port()))
-}
-
 /// The record of an image, or null (synchronous).
 #[napi]
-pub fn get_image_record(id: String) -> JsResult<Option<JsImageRecord>> {
+pub fn get_image_record(id: String) -> napi::Result<Option<JsImageRecord>> {
   PIXSTORE.image_record(&id).map(|record| record.map(Into::into)).map_err(to_js)
 }
 
 /// Encrypts and stores a new image.
 #[napi]
-pub async fn save_image(buffer: Uint8Array, dir: Option<String>) -> JsResult<JsImageRecord> {
+pub async fn save_image(buffer: Uint8Array, dir: Option<String>) -> napi::Result<JsImageRecord> {
   PIXSTORE.save_image(ImageSource::Bytes(Box::new(buffer)), dir).await.map(Into::into).map_err(to_js)
 }
 
 /// Reads, encrypts and stores a new image from a file.
 #[napi]
-pub async fn save_image_from_file(file_path: String, dir: Option<String>) -> JsResult<JsImageRecord> {
+pub async fn save_image_from_file(file_path: String, dir: Option<String>) -> napi::Result<JsImageRecord> {
   PIXSTORE.save_image(ImageSource::File(file_path.into()), dir).await.map(Into::into).map_err(to_js)
 }
 
 /// Replaces an existing image.
 #[napi]
-pub async fn update_image(id: String, buffer: Uint8Array) -> JsResult<JsImageRecord> {
+pub async fn update_image(id: String, buffer: Uint8Array) -> napi::Result<JsImageRecord> {
   PIXSTORE.update_image(id, ImageSource::Bytes(Box::new(buffer))).await.map(Into::into).map_err(to_js)
 }
 
 /// Replaces an existing image with a file's content.
 #[napi]
-pub async fn update_image_from_file(id: String, file_path: String) -> JsResult<JsImageRecord> {
+pub async fn update_image_from_file(id: String, file_path: String) -> napi::Result<JsImageRecord> {
   PIXSTORE.update_image(id, ImageSource::File(file_path.into())).await.map(Into::into).map_err(to_js)
 }
 
 /// Deletes an image; true if its file or record existed.
 #[napi]
-pub async fn delete_image(id: String) -> JsResult<bool> {
+pub async fn delete_image(id: String) -> napi::Result<bool> {
   PIXSTORE.delete_image(id).await.map_err(to_js)
 }
 
 /// Whether an image's file or record exists.
 #[napi]
-pub async fn image_exists(id: String) -> JsResult<bool> {
+pub async fn image_exists(id: String) -> napi::Result<bool> {
   PIXSTORE.image_exists(id).await.map_err(to_js)
 }
 
 /// The wire payload for a custom endpoint.
 #[napi]
-pub async fn custom_endpoint_helper(image_id: Option<String>, client_token: Option<f64>, stateless_proof: Option<String>) -> JsResult<Buffer> {
+pub async fn custom_endpoint_helper(image_id: Option<String>, client_token: Option<f64>, stateless_proof: Option<String>) -> napi::Result<Buffer> {
   PIXSTORE.custom_endpoint_payload(image_id, client_token, stateless_proof).await.map(Buffer::from).map_err(to_js)
 }

@@ -136,11 +136,6 @@ impl Pixstore {
     Some((active.config.default_endpoint_route.clone(), active.config.access_control_allow_origin.clone()))
   }
 
-  /// The address the default endpoint listens on, if it runs.
-  pub fn endpoint_address(&self) -> Option<std::net::SocketAddr> {
-    self.endpoint.lock().ok()?.as_ref().map(Endpoint::address)
-  }
-
   fn with_proof(active: &Active, record: StoredRecord) -> ImageRecord {
     let stateless_proof = proof::current_proof(&record.id, crate::store::now_ms(), active.config.stateless_key_window_length);
     ImageRecord { id: record.id, token: record.token, meta: record.meta, stateless_proof }

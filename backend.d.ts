@@ -1,0 +1,44 @@
+import type { ImageRecord, PixstoreBackendConfig } from './types.js'
+
+export type { ImageRecord, PixstoreBackendConfig, ImageDecryptionMeta, ErrorHandlingMode, ImageFormat } from './types.js'
+
+/**
+ * Validates the configuration and applies it over the current one: opens the
+ * store (SQLite + image folder) and starts, stops or moves the default
+ * endpoint. Throws a plain Error on invalid values, and then changes nothing.
+ */
+export declare function initPixstoreBackend(config?: Partial<PixstoreBackendConfig>): void
+
+/** Stops the default endpoint (open requests finish) and closes the store. */
+export declare function closePixstoreBackend(): Promise<void>
+
+/** The image record with a fresh stateless proof, or null. Synchronous. */
+export declare function getImageRecord(id: string): ImageRecord | null
+
+/** Encrypts and stores a new image; `dir` prefixes its id (`dir:key`). */
+export declare function saveImage(buffer: Buffer | Uint8Array, dir?: string): Promise<ImageRecord | null>
+
+/** Reads an image file, encrypts and stores it as a new image. */
+export declare function saveImageFromFile(filePath: string, dir?: string): Promise<ImageRecord | null>
+
+/** Replaces the image of an existing id (PixstoreError `Image not found: <id>` if none). */
+export declare function updateImage(id: string, buffer: Buffer | Uint8Array): Promise<ImageRecord | null>
+
+/** Replaces the image of an existing id with a file's content. */
+export declare function updateImageFromFile(id: string, filePath: string): Promise<ImageRecord | null>
+
+/** Deletes an image; true if its file or its record was deleted. */
+export declare function deleteImage(id: string): Promise<boolean | null>
+
+/** Whether the image's file or record exists. */
+export declare function imageExists(id: string): Promise<boolean | null>
+
+/**
+ * The encoded wire payload for a custom endpoint (state byte first). Refused
+ * with a PixstoreError while the default endpoint runs.
+ */
+export declare function customEndpointHelper(
+  imageId: string,
+  clientToken: number | undefined,
+  statelessProof: string,
+): Promise<Uint8Array | null>

@@ -1,0 +1,117 @@
+'use strict'
+// pixstore-native/backend: the pixstore/backend API on top of the native addon.
+// Argument checks and error handling modes live here; the work happens in Rust.
+
+const native = require('./index.js')
+const { PixstoreError, fromNative, handleSync, handleAsync, setErrorHandlingMode } = require('./lib/errors.js')
+
+function requireId(id) {
+  if (typeof id !== 'string') throw new PixstoreError('Invalid image id: expected a string')
+  return id
+}
+
+function requireImage(buffer) {
+  if (!(buffer instanceof Uint8Array)) {
+    throw new PixstoreError('Invalid image file: expected a Buffer or Uint8Array')
+  }
+  return buffer
+}
+
+function requirePath(filePath) {
+  if (typeof filePath !== 'string' || filePath === '') {
+    throw new PixstoreError('Invalid file path: expected a non-empty string')
+  }
+  return filePath
+}
+
+function optionalDir(dir) {
+  if (dir === undefined || dir === null) return undefined
+  if (typeof dir !== 'string') throw new PixstoreError('Invalid dir: expected a string')
+  return dir
+}
+
+/**
+ * Validates and applies the configuration (merged over the current one), opens
+ * the store and starts, stops or moves the default endpoint. Throws a plain
+ * Error on invalid config and then changes nothing.
+ */
+function initPixstoreBackend(config = {}) {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new Error('initPixstoreBackend expects a configuration object')
+  }
+  const overrides = {}
+  for (const [key, value] of Object.entries(config)) {
+    if (value !== undefined) overrides[key] = value
+  }
+  try {
+    native.initPixstoreBackend(overrides)
+  } catch (error) {
+    throw fromNative(error)
+  }
+  if (overrides.errorHandlingMode !== undefined) setErrorHandlingMode(overrides.errorHandlingMode)
+}
+
+/** Stops the default endpoint (letting open requests finish) and closes the store. */
+async function closePixstoreBackend() {
+  await native.closePixstoreBackend()
+}
+
+/** The image record (with a fresh stateless proof), or null if there is none. Synchronous. */
+function getImageRecord(id) {
+  return handleSync(() => native.getImageRecord(requireId(id)))
+}
+
+/** Encrypts and stores a new image; `dir` prefixes its id. */
+async function saveImage(buffer, dir) {
+  return handleAsync(async () => native.saveImage(requireImage(buffer), optionalDir(dir)))
+}
+
+/** Reads an image file, encrypts and stores it as a new image. */
+async function saveImageFromFile(filePath, dir) {
+  return handleAsync(async () => native.saveImageFromFile(requirePath(filePath), optionalDir(dir)))
+}
+
+/** Replaces the image of an existing id. */
+async function updateImage(id, buffer) {
+  return handleAsync(async () => native.updateImage(requireId(id), requireImage(buffer)))
+}
+
+/** Replaces the image of an existing id with a file's content. */
+async function updateImageFromFile(id, filePath) {
+  return handleAsync(async () => native.updateImageFromFile(requireId(id), requirePath(filePath)))
+}
+
+/** Deletes an image; true if its file or its record was deleted. */
+async function deleteImage(id) {
+  return handleAsync(async () => native.deleteImage(requireId(id)))
+}
+
+/** Whether the image's file or record exists. */
+async function imageExists(id) {
+  return handleAsync(async () => native.imageExists(requireId(id)))
+}
+
+/**
+ * The encoded wire payload for a custom endpoint. Refused (PixstoreError) while
+ * the default endpoint runs.
+ */
+async function customEndpointHelper(imageId, clientToken, statelessProof) {
+  return handleAsync(async () =>
+    native.customEndpointHelper(
+      imageId ? String(imageId) : undefined,
+      typeof clientToken === 'number' ? clientToken : undefined,
+      statelessProof ? String(statelessProof) : undefined,
+    ),
+  )
+}
+
+exports.initPixstoreBackend = initPixstoreBackend
+exports.closePixstoreBackend = closePixstoreBackend
+exports.getImageRecord = getImageRecord
+exports.saveImage = saveImage
+exports.saveImageFromFile = saveImageFromFile
+exports.updateImage = updateImage
+exports.updateImageFromFile = updateImageFromFile
+exports.deleteImage = deleteImage
+exports.imageExists = imageExists
+exports.customEndpointHelper = customEndpointHelper

@@ -1,0 +1,15 @@
+// ESM entry of pixstore-native/backend: the same module instance as the CJS entry.
+import backend from './backend.js'
+
+export const {
+  initPixstoreBackend,
+  closePixstoreBackend,
+  getImageRecord,
+  saveImage,
+  saveImageFromFile,
+  updateImage,
+  updateImageFromFile,
+  deleteImage,
+  imageExists,
+  customEndpointHelper,
+} = backend
