@@ -54,18 +54,26 @@ pub fn clean_dir(dir: &str) -> String {
     .collect()
 }
 
-/// A new id for the time `now_ms`, under `dir` when given (an empty `dir` means none,
-/// as in pixstore, where only a truthy `dir` adds a prefix).
-pub fn generate(dir: Option<&str>, now_ms: u64) -> Result<String> {
+/// The id prefix for the `dir` argument of a save: `None` without a dir (an
+/// empty `dir` counts as none, as in pixstore where only a truthy `dir` adds a
+/// prefix), else the cleaned dir. Refuses a dir that would make ids too long.
+pub fn prefix_for(dir: Option<&str>) -> Result<Option<String>> {
+  let Some(dir) = dir.filter(|dir| !dir.is_empty()) else { return Ok(None) };
+  let prefix = clean_dir(dir);
+  // Room for the ':' and a key of up to 24 characters.
+  if prefix.len() + 25 > MAX_ID_LENGTH {
+    return Err(Error::pixstore(format!("Invalid dir: at most {} characters are kept", MAX_ID_LENGTH - 25)));
+  }
+  Ok(Some(prefix))
+}
+
+/// A new id for the time `now_ms` under an (already cleaned) `prefix`.
+pub fn generate(prefix: Option<&str>, now_ms: u64) -> Result<String> {
   let key = format!("{}{}", to_base36(now_ms), random_base36(8)?);
-  let id = match dir {
-    Some(dir) if !dir.is_empty() => format!("{}:{key}", clean_dir(dir)),
-    _ => key,
-  };
-  validate(&id).map_err(|_| {
-    Error::pixstore(format!("Invalid dir: ids must stay under {MAX_ID_LENGTH} characters"))
-  })?;
-  Ok(id)
+  Ok(match prefix {
+    Some(prefix) => format!("{prefix}:{key}"),
+    None => key,
+  })
 }
 
 fn is_key_char(c: u8) -> bool {
@@ -126,10 +134,14 @@ mod tests {
     let id = generate(None, 1_700_000_000_000).unwrap();
     assert_eq!(id.len(), 16);
     assert!(id.starts_with("loyw3v28"));
-    let id = generate(Some("  My Students!/.. "), 1_700_000_000_000).unwrap();
+    let prefix = prefix_for(Some("  My Students!/.. ")).unwrap();
+    let id = generate(prefix.as_deref(), 1_700_000_000_000).unwrap();
     assert!(id.starts_with("mystudents:loyw3v28"), "{id}");
     assert!(is_valid(&id));
-    assert!(generate(Some(&"x".repeat(300)), 1).is_err());
+    assert_eq!(prefix_for(Some("")).unwrap(), None);
+    assert_eq!(prefix_for(Some("  ")).unwrap().as_deref(), Some(""));
+    assert!(prefix_for(Some(&"x".repeat(300))).is_err());
+    assert!(is_valid(&generate(prefix_for(Some(&"x".repeat(175))).unwrap().as_deref(), u64::MAX).unwrap()));
   }
 
   #[test]

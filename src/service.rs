@@ -155,7 +155,8 @@ impl Pixstore {
   /// `saveImage` / `saveImageFromFile`.
   pub async fn save_image(&self, source: ImageSource, dir: Option<String>) -> Result<ImageRecord> {
     let active = self.active()?;
-    let record = active.store.save(source, dir, Self::rules(&active)).await?;
+    let prefix = id::prefix_for(dir.as_deref())?;
+    let record = active.store.save(source, prefix, Self::rules(&active)).await?;
     Ok(Self::with_proof(&active, record))
   }
 

@@ -208,9 +208,9 @@ impl Store {
     response.await.map_err(|_| Error::internal("the store closed before the write finished"))?
   }
 
-  /// Stores a new image under a generated id (prefixed with the cleaned `dir`).
-  pub async fn save(self: &Arc<Self>, source: ImageSource, dir: Option<String>, rules: ImageRules) -> Result<StoredRecord> {
-    self.write(WriteTarget::New { dir }, Plaintext::Source(source), rules).await
+  /// Stores a new image under a generated id with an optional (cleaned) prefix.
+  pub async fn save(self: &Arc<Self>, source: ImageSource, prefix: Option<String>, rules: ImageRules) -> Result<StoredRecord> {
+    self.write(WriteTarget::New { prefix }, Plaintext::Source(source), rules).await
   }
 
   /// Replaces the image of an existing (valid) id.

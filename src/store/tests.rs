@@ -47,7 +47,7 @@ fn temp_files(dir: &Path) -> Vec<String> {
 async fn save_read_update_delete_round_trip() {
   let dir = tempfile::tempdir().unwrap();
   let store = Store::open(location(dir.path())).unwrap();
-  let saved = store.save(png(1), Some("Avatars".into()), rules()).await.unwrap();
+  let saved = store.save(png(1), Some("avatars".into()), rules()).await.unwrap();
   assert!(saved.id.starts_with("avatars:"));
   assert!(dir.path().join("images/avatars").join(format!("{}.pixstore-image", &saved.id[8..])).exists());
   assert_eq!(store.record(&saved.id).unwrap().unwrap(), saved);

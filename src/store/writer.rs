@@ -26,10 +26,10 @@ const MAX_BATCH: usize = 512;
 /// Where a write goes.
 #[derive(Debug)]
 pub enum WriteTarget {
-  /// A new image, optionally under a directory prefix.
+  /// A new image, optionally under an id prefix.
   New {
-    /// The `dir` argument of `saveImage`.
-    dir: Option<String>,
+    /// The cleaned `dir` of `saveImage` (see [`id::prefix_for`]).
+    prefix: Option<String>,
   },
   /// An existing image, which must still exist when the write commits.
   Existing {
@@ -150,8 +150,8 @@ fn log_intents(conn: &mut Connection, ctx: &WriterContext, jobs: Vec<Job>) -> Op
       match job {
         Job::Write(job) => {
           let id = match &job.target {
-            WriteTarget::New { dir } => loop {
-              let id = id::generate(dir.as_deref(), now)?;
+            WriteTarget::New { prefix } => loop {
+              let id = id::generate(prefix.as_deref(), now)?;
               if !new_ids.contains(&id) && !db::id_taken(&tx, &id)? {
                 new_ids.insert(id.clone());
                 break id;

@@ -1,0 +1,348 @@
+// The pixstore/backend API: every export, every error mode, bad input that
+// must change nothing, re-initialization and closing.
+import { test, before, after, beforeEach } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import * as backend from 'pixstore-native/backend'
+import { PixstoreError, getLastPixstoreError, setCustomErrorHandler } from 'pixstore-native/shared'
+import { tempDir, makePng, listFiles, fixturesDir, decodeWirePayload, openPayload } from './helpers.mjs'
+
+const dir = tempDir()
+const root = join(dir.path, 'images')
+const databasePath = join(dir.path, 'store.sqlite')
+const png = makePng(2, 2, 7)
+const jpeg = readFileSync(join(fixturesDir, '200k.jpg'))
+const baseConfig = {
+  imageRootDir: root,
+  databasePath,
+  defaultEndpointEnabled: false,
+  errorHandlingMode: 'throw',
+  statelessKeyWindowLength: 20000,
+  imageFormats: ['png', 'webp', 'jpg', 'jpeg'],
+  maxImageBytes: 50 * 1024 * 1024,
+}
+
+const rows = () => {
+  const db = new Database(databasePath, { readonly: true })
+  try {
+    return db.prepare('SELECT id, token, meta FROM image_records ORDER BY id').all()
+  } finally {
+    db.close()
+  }
+}
+
+/** Snapshot of everything on disk and in the table. */
+const snapshot = () => ({ files: listFiles(root).filter((f) => !f.startsWith('.pixstore-tmp/')), rows: rows() })
+
+/** Captures console.warn calls while `fn` runs. */
+async function capturingWarnings(fn) {
+  const original = console.warn
+  const warnings = []
+  console.warn = (...args) => warnings.push(args)
+  try {
+    return { result: await fn(), warnings }
+  } finally {
+    console.warn = original
+  }
+}
+
+before(() => backend.initPixstoreBackend(baseConfig))
+after(async () => {
+  await backend.closePixstoreBackend()
+  dir.remove()
+})
+beforeEach(() => backend.initPixstoreBackend({ errorHandlingMode: 'throw' }))
+
+test('saveImage stores an encrypted file at the pixstore path and a pixstore row', async () => {
+  const record = await backend.saveImage(png, ' My Dir! ')
+  assert.match(record.id, /^mydir:[0-9a-z]{16}$/)
+  assert.deepEqual(Object.keys(record).sort(), ['id', 'meta', 'statelessProof', 'token'])
+  assert.deepEqual(Object.keys(record.meta), ['key', 'iv', 'tag'])
+  assert.ok(Math.abs(record.token - Date.now()) < 5000)
+  assert.equal(Buffer.from(record.meta.key, 'base64').length, 32)
+  assert.equal(Buffer.from(record.meta.iv, 'base64').length, 12)
+  assert.equal(Buffer.from(record.meta.tag, 'base64').length, 16)
+  const file = join(root, 'mydir', `${record.id.slice(6)}.pixstore-image`)
+  const ciphertext = readFileSync(file)
+  assert.equal(ciphertext.length, png.length + 1, 'format byte + image, without the tag')
+  assert.notDeepEqual(ciphertext.subarray(1), png)
+  const row = rows().find((r) => r.id === record.id)
+  assert.equal(row.token, record.token)
+  assert.equal(row.meta, JSON.stringify(record.meta))
+  assert.deepEqual(backend.getImageRecord(record.id), record)
+  const { bytes, formatByte } = await openPayload(await backend.customEndpointHelper(record.id, undefined, record.statelessProof), record)
+  assert.equal(formatByte, 1)
+  assert.deepEqual(bytes, png)
+})
+
+test('a Uint8Array works like a Buffer, and ids without dir have no prefix', async () => {
+  const record = await backend.saveImage(new Uint8Array(png))
+  assert.match(record.id, /^[0-9a-z]{16}$/)
+  statSync(join(root, `${record.id}.pixstore-image`))
+})
+
+test('saveImageFromFile, updateImage, updateImageFromFile, imageExists, deleteImage', async () => {
+  const jpegPath = join(fixturesDir, '200k.jpg')
+  const saved = await backend.saveImageFromFile(jpegPath, 'photos')
+  const first = await openPayload(await backend.customEndpointHelper(saved.id, undefined, saved.statelessProof), saved)
+  assert.equal(first.formatByte, 3, "JPEG is detected as 'jpg', the third format")
+  assert.deepEqual(first.bytes, jpeg)
+
+  const updated = await backend.updateImage(saved.id, png)
+  assert.equal(updated.id, saved.id)
+  assert.ok(updated.token > saved.token)
+  assert.notEqual(updated.meta.key, saved.meta.key)
+  const second = await backend.updateImageFromFile(saved.id, jpegPath)
+  assert.ok(second.token > updated.token)
+  assert.deepEqual(backend.getImageRecord(saved.id), second)
+
+  assert.equal(await backend.imageExists(saved.id), true)
+  assert.equal(await backend.deleteImage(saved.id), true)
+  assert.equal(await backend.imageExists(saved.id), false)
+  assert.equal(await backend.deleteImage(saved.id), false)
+  assert.equal(backend.getImageRecord(saved.id), null)
+  assert.equal(await backend.imageExists('neverexisted'), false)
+})
+
+test('updateImage of an unknown id is a PixstoreError with the reference message', async () => {
+  const before = snapshot()
+  await assert.rejects(backend.updateImage('unknownid', png), (err) => err instanceof PixstoreError && err.message === 'Image not found: unknownid')
+  await assert.rejects(backend.updateImageFromFile('unknownid', join(fixturesDir, 'tiny.png')), { message: 'Image not found: unknownid' })
+  assert.deepEqual(snapshot(), before)
+})
+
+const textFile = join(dir.path, 'notes.txt')
+const gifFile = join(dir.path, 'anim.gif')
+writeFileSync(textFile, 'hello, not an image')
+writeFileSync(gifFile, Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'))
+
+const badImages = [
+  ['a string', 'not a buffer', /Invalid image file/],
+  ['a number', 42, /Invalid image file/],
+  ['null', null, /Invalid image file/],
+  ['a plain object', { length: 3 }, /Invalid image file/],
+  ['an empty buffer', Buffer.alloc(0), /^Invalid image file$/],
+  ['text bytes', Buffer.from('hello world, plain text'), /^Invalid image file$/],
+  ['a GIF (not in imageFormats)', readFileSync(gifFile), /^Invalid image file$/],
+]
+
+for (const [name, input, message] of badImages) {
+  test(`saveImage and updateImage refuse ${name} and change nothing`, async () => {
+    const existing = await backend.saveImage(png)
+    const before = snapshot()
+    await assert.rejects(backend.saveImage(input), (err) => err instanceof PixstoreError && message.test(err.message))
+    await assert.rejects(backend.updateImage(existing.id, input), (err) => err instanceof PixstoreError && message.test(err.message))
+    assert.deepEqual(snapshot(), before)
+    assert.deepEqual(listFiles(join(root, '.pixstore-tmp')).filter((f) => f.endsWith('.tmp')), [])
+  })
+}
+
+const badPaths = [
+  ['a text file', textFile, /^Invalid image file$/],
+  ['a GIF file', gifFile, /^Invalid image file$/],
+  ['a missing path', join(dir.path, 'missing.png'), /^Image file not found: /],
+  ['a directory', fixturesDir, /^Not a file: /],
+  ['a non-string path', 17, /Invalid file path/],
+]
+
+for (const [name, input, message] of badPaths) {
+  test(`saveImageFromFile and updateImageFromFile refuse ${name} and change nothing`, async () => {
+    const existing = await backend.saveImage(png)
+    const before = snapshot()
+    await assert.rejects(backend.saveImageFromFile(input), (err) => err instanceof PixstoreError && message.test(err.message))
+    await assert.rejects(backend.updateImageFromFile(existing.id, input), (err) => err instanceof PixstoreError && message.test(err.message))
+    assert.deepEqual(snapshot(), before)
+  })
+}
+
+const badIds = ['../escape', '..', 'a/b', 'a\\b', 'nul\0byte', 'a:b:c', 'UPPER', '', 'x'.repeat(10_000), 42]
+
+for (const id of badIds) {
+  const shown = typeof id === 'string' ? JSON.stringify(id.slice(0, 20)) : String(id)
+  test(`every id-taking call refuses the id ${shown} before touching the disk`, async () => {
+    const before = snapshot()
+    assert.throws(() => backend.getImageRecord(id), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
+    for (const call of [
+      () => backend.updateImage(id, png),
+      () => backend.updateImageFromFile(id, join(fixturesDir, 'tiny.png')),
+      () => backend.deleteImage(id),
+      () => backend.imageExists(id),
+    ]) {
+      await assert.rejects(call(), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
+    }
+    assert.deepEqual(snapshot(), before)
+  })
+}
+
+test('a dir that would make an over-long id is refused', async () => {
+  await assert.rejects(backend.saveImage(png, 'd'.repeat(500)), PixstoreError)
+})
+
+test('maxImageBytes refuses larger images before encrypting them', async () => {
+  backend.initPixstoreBackend({ maxImageBytes: png.length - 1 })
+  try {
+    const before = snapshot()
+    await assert.rejects(backend.saveImage(png), (err) => err instanceof PixstoreError && /too large/.test(err.message))
+    await assert.rejects(backend.saveImageFromFile(join(fixturesDir, '200k.jpg')), /too large/)
+    assert.deepEqual(snapshot(), before)
+  } finally {
+    backend.initPixstoreBackend({ maxImageBytes: baseConfig.maxImageBytes })
+  }
+})
+
+test('customEndpointHelper answers every wire state', async () => {
+  const record = await backend.saveImage(png)
+  const state = async (...args) => decodeWirePayload(await backend.customEndpointHelper(...args)).state
+  assert.equal(await state(undefined, undefined, record.statelessProof), 3) // MissingID
+  assert.equal(await state('', record.token, record.statelessProof), 3)
+  assert.equal(await state(record.id, record.token, undefined), 4) // MissingProof
+  assert.equal(await state(record.id, record.token, ''), 4)
+  assert.equal(await state(record.id, record.token, 'AAAAAAAAAAA='), 5) // InvalidProof
+  assert.equal(await state('../etc/passwd', record.token, record.statelessProof), 5)
+  const ghost = 'ghostid'
+  backend.initPixstoreBackend({})
+  const ghostProof = (await backend.saveImage(png)) && record.statelessProof
+  assert.equal(await state(ghost, undefined, ghostProof), 5, 'a proof is bound to its id')
+
+  const success = await backend.customEndpointHelper(record.id, record.token, record.statelessProof)
+  assert.ok(success instanceof Uint8Array)
+  const opened = await openPayload(success, record)
+  assert.equal(opened.state, 0)
+  assert.deepEqual(opened.bytes, png)
+  const updated = await openPayload(await backend.customEndpointHelper(record.id, record.token - 1, record.statelessProof), record)
+  assert.equal(updated.state, 1)
+  assert.equal(updated.token, record.token)
+  assert.deepEqual(updated.bytes, png)
+  const untokened = await openPayload(await backend.customEndpointHelper(record.id, undefined, record.statelessProof), record)
+  assert.equal(untokened.state, 1)
+
+  await backend.deleteImage(record.id)
+  assert.equal(await state(record.id, record.token, record.statelessProof), 2) // NotFound
+})
+
+test('customEndpointHelper is refused while the default endpoint runs', async () => {
+  const { freePort } = await import('./helpers.mjs')
+  backend.initPixstoreBackend({ defaultEndpointEnabled: true, defaultEndpointListenHost: '127.0.0.1', defaultEndpointListenPort: await freePort() })
+  try {
+    await assert.rejects(backend.customEndpointHelper('abc', 1, 'proof'), (err) =>
+      err instanceof PixstoreError &&
+      err.message === 'Pixstore custom endpoint mode is not active. Please disable the default endpoint before using customEndpointHelper().')
+  } finally {
+    backend.initPixstoreBackend({ defaultEndpointEnabled: false })
+  }
+  const record = await backend.saveImage(png)
+  assert.equal(decodeWirePayload(await backend.customEndpointHelper(record.id, record.token, record.statelessProof)).state, 0)
+})
+
+test("error mode 'hybrid': PixstoreError → console.warn + null + getLastPixstoreError; other errors throw", async () => {
+  backend.initPixstoreBackend({ errorHandlingMode: 'hybrid' })
+  const { result, warnings } = await capturingWarnings(() => backend.updateImage('hybridmissing', png))
+  assert.equal(result, null)
+  assert.equal(warnings.length, 1)
+  assert.ok(warnings[0][0] instanceof PixstoreError)
+  assert.equal(getLastPixstoreError().message, 'Image not found: hybridmissing')
+  const sync = await capturingWarnings(() => backend.getImageRecord('a/b'))
+  assert.equal(sync.result, null)
+  assert.match(getLastPixstoreError().message, /Invalid image id/)
+
+  // An internal failure: the prefix folder cannot be created because a file is in the way.
+  mkdirSync(root, { recursive: true })
+  writeFileSync(join(root, 'blocked'), 'a file, not a folder')
+  await assert.rejects(backend.saveImage(png, 'blocked'), (err) => !(err instanceof PixstoreError) && err.code === 'PIXSTORE_INTERNAL')
+  assert.equal(getLastPixstoreError().message, 'Invalid image id: "a/b"', 'only PixstoreErrors are remembered')
+})
+
+test("error mode 'warn' logs every error and returns null", async () => {
+  backend.initPixstoreBackend({ errorHandlingMode: 'warn' })
+  const pixstoreError = await capturingWarnings(() => backend.updateImage('warnmissing', png))
+  assert.equal(pixstoreError.result, null)
+  assert.equal(pixstoreError.warnings.length, 1)
+  const internal = await capturingWarnings(() => backend.saveImage(png, 'blocked'))
+  assert.equal(internal.result, null)
+  assert.equal(internal.warnings[0][0].code, 'PIXSTORE_INTERNAL')
+})
+
+test("error mode 'silent' returns null without a word", async () => {
+  backend.initPixstoreBackend({ errorHandlingMode: 'silent' })
+  const { result, warnings } = await capturingWarnings(() => backend.updateImage('silentmissing', png))
+  assert.equal(result, null)
+  assert.equal(warnings.length, 0)
+  assert.equal((await capturingWarnings(() => backend.getImageRecord('..'))).result, null)
+})
+
+test("error mode 'custom' hands errors to the handler, and throws without one", async () => {
+  backend.initPixstoreBackend({ errorHandlingMode: 'custom' })
+  const seen = []
+  setCustomErrorHandler((err) => seen.push(err))
+  try {
+    assert.equal(await backend.updateImage('custommissing', png), null)
+    assert.equal(backend.getImageRecord('a:b:c'), null)
+    assert.equal(seen.length, 2)
+    assert.ok(seen.every((err) => err instanceof PixstoreError))
+  } finally {
+    setCustomErrorHandler(undefined)
+  }
+  await assert.rejects(backend.updateImage('custommissing', png), { message: 'Custom error handler is not set' })
+  assert.throws(() => backend.getImageRecord('a:b:c'), { message: 'Custom error handler is not set' })
+})
+
+test("error mode 'throw' throws PixstoreErrors", async () => {
+  await assert.rejects(backend.deleteImage('a/b'), PixstoreError)
+  assert.throws(() => backend.getImageRecord('a/b'), PixstoreError)
+})
+
+const badConfigs = [
+  [{ defaultEndpointListenPort: 0 }, 'defaultEndpointListenPort must be an integer between 1 and 65535'],
+  [{ defaultEndpointListenPort: 70000 }, 'defaultEndpointListenPort must be an integer between 1 and 65535'],
+  [{ defaultEndpointListenPort: 3000.5 }, 'defaultEndpointListenPort must be an integer between 1 and 65535'],
+  [{ statelessKeyWindowLength: 0 }, 'statelessKeyWindowLength must be a positive integer (milliseconds) or -1 for non-expiring proof'],
+  [{ statelessKeyWindowLength: -5 }, 'statelessKeyWindowLength must be a positive integer (milliseconds) or -1 for non-expiring proof'],
+  [{ imageRootDir: '   ' }, 'imageRootDir cannot be empty'],
+  [{ imageFormats: [] }, /imageFormats must be a non-empty array/],
+  [{ imageFormats: ['png', 'exe'] }, /imageFormats must be a non-empty array/],
+  [{ errorHandlingMode: 'loud' }, /errorHandlingMode must be one of/],
+  [{ maxImageBytes: -1 }, 'maxImageBytes must be a positive integer'],
+  [{ durability: 'maybe' }, "durability must be 'process' or 'fsync'"],
+  [{ defaultEndpointRoute: 'no-slash' }, /defaultEndpointRoute must start with/],
+]
+
+for (const [config, message] of badConfigs) {
+  test(`initPixstoreBackend(${JSON.stringify(config)}) throws a plain Error and changes nothing`, async () => {
+    assert.throws(() => backend.initPixstoreBackend({ ...config, databasePath: join(dir.path, 'other.sqlite') }), (err) =>
+      !(err instanceof PixstoreError) && (typeof message === 'string' ? err.message === message : message.test(err.message)))
+    // Still the old store and the old mode ('throw').
+    const record = await backend.saveImage(png)
+    assert.ok(rows().some((r) => r.id === record.id))
+    assert.throws(() => backend.getImageRecord('a/b'), PixstoreError)
+  })
+}
+
+test('initPixstoreBackend refuses a non-object config', () => {
+  assert.throws(() => backend.initPixstoreBackend('nope'), /configuration object/)
+})
+
+test('re-init with another databasePath switches stores, and back', async () => {
+  const record = await backend.saveImage(png)
+  const otherDir = tempDir()
+  try {
+    backend.initPixstoreBackend({ databasePath: join(otherDir.path, 'b.sqlite'), imageRootDir: join(otherDir.path, 'img') })
+    assert.equal(backend.getImageRecord(record.id), null)
+    const other = await backend.saveImage(png)
+    assert.ok(listFiles(join(otherDir.path, 'img')).includes(`${other.id}.pixstore-image`))
+    backend.initPixstoreBackend({ databasePath, imageRootDir: root })
+    assert.deepEqual(backend.getImageRecord(record.id).meta, record.meta)
+  } finally {
+    backend.initPixstoreBackend({ databasePath, imageRootDir: root })
+    otherDir.remove()
+  }
+})
+
+test('closePixstoreBackend closes; calls then fail until init again', async () => {
+  await backend.closePixstoreBackend()
+  await assert.rejects(backend.saveImage(png), (err) => err instanceof PixstoreError && /initPixstoreBackend/.test(err.message))
+  assert.throws(() => backend.getImageRecord('abc'), /initPixstoreBackend/)
+  backend.initPixstoreBackend(baseConfig)
+  assert.ok(await backend.saveImage(png))
+})
