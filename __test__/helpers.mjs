@@ -107,10 +107,11 @@ export async function openPayload(payload, record) {
 }
 
 /** Fetches an image from an endpoint the way pixstore/frontend's default fetcher does. */
+/** `token: null` sends no token header; by default the record's token and proof are sent. */
 export async function fetchPayload(baseUrl, record, { token = record.token, proof = record.statelessProof } = {}) {
   const headers = {}
   if (proof) headers['x-pixstore-proof'] = proof
-  if (token !== undefined) headers['x-pixstore-token'] = String(token)
+  if (token !== null) headers['x-pixstore-token'] = String(token)
   const response = await fetch(`${baseUrl}/${encodeURIComponent(record.id)}`, { headers })
   return { response, payload: new Uint8Array(await response.arrayBuffer()) }
 }

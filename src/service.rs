@@ -84,25 +84,34 @@ impl Pixstore {
     let host = &config.default_endpoint_listen_host;
     let port = config.default_endpoint_listen_port;
     let wanted = config.default_endpoint_enabled;
-    if endpoint.as_ref().is_some_and(|running| wanted && running.listens_on(host, port)) || (!wanted && endpoint.is_none()) {
+    if !wanted {
+      if let Some(running) = endpoint.take() {
+        drop(running.stop());
+      }
       return Ok(());
     }
-    // Stop first: the new address may reuse the old port.
-    let previous = endpoint.take().map(|running| {
-      let address = (running.host().to_string(), running.address().port());
-      drop(running.stop());
-      address
-    });
-    if wanted {
-      match Endpoint::start(runtime, host, port, Arc::clone(self)) {
-        Ok(started) => *endpoint = Some(started),
-        Err(err) => {
-          if let Some((old_host, old_port)) = previous {
+    if endpoint.as_ref().is_some_and(|running| running.listens_on(host, port)) {
+      return Ok(());
+    }
+    // Bind the new address while the old endpoint still runs, so a failure
+    // changes nothing; only when the old one holds the port, stop it first.
+    let started = match Endpoint::start(runtime, host, port, Arc::clone(self)) {
+      Ok(started) => started,
+      Err(err) => {
+        let Some(running) = endpoint.take_if(|running| running.address().port() == port) else { return Err(err) };
+        let (old_host, old_port) = (running.host().to_string(), port);
+        drop(running.stop());
+        match Endpoint::start(runtime, host, port, Arc::clone(self)) {
+          Ok(started) => started,
+          Err(err) => {
             *endpoint = Endpoint::start(runtime, &old_host, old_port, Arc::clone(self)).ok();
+            return Err(err);
           }
-          return Err(err);
         }
       }
+    };
+    if let Some(previous) = endpoint.replace(started) {
+      drop(previous.stop());
     }
     Ok(())
   }

@@ -1,0 +1,240 @@
+// The default endpoint: HTTP semantics of SPEC.md (routes, CORS, states,
+// query strings), reconfiguration, graceful shutdown, and hostile input over
+// raw TCP, each followed by a normal request that must still be served.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import * as backend from 'pixstore-native/backend'
+import { tempDir, freePort, makePng, openPayload, fetchPayload, decodeWirePayload } from './helpers.mjs'
+
+const dir = tempDir()
+const png = makePng(4, 4, 3)
+let port
+let base
+let record
+
+before(async () => {
+  port = await freePort()
+  base = `http://127.0.0.1:${port}/pixstore-image`
+  backend.initPixstoreBackend({
+    imageRootDir: join(dir.path, 'images'),
+    databasePath: join(dir.path, 'store.sqlite'),
+    defaultEndpointListenHost: '127.0.0.1',
+    defaultEndpointListenPort: port,
+    statelessKeyWindowLength: 20000,
+    errorHandlingMode: 'throw',
+  })
+  record = await backend.saveImage(png, 'gallery')
+})
+after(async () => {
+  await backend.closePixstoreBackend()
+  dir.remove()
+})
+
+/** Sends raw bytes, returns everything the server answered until it closed or went quiet. */
+function raw(bytes, { quietMs = 300, port: target = port } = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(target, '127.0.0.1')
+    const chunks = []
+    let timer
+    const finish = () => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(Buffer.concat(chunks).toString('latin1'))
+    }
+    const arm = () => {
+      clearTimeout(timer)
+      timer = setTimeout(finish, quietMs)
+    }
+    socket.on('connect', () => {
+      socket.write(bytes)
+      arm()
+    })
+    socket.on('data', (chunk) => {
+      chunks.push(chunk)
+      arm()
+    })
+    socket.on('end', finish)
+    socket.on('error', (err) => (chunks.length ? finish() : reject(err)))
+  })
+}
+
+const statusOf = (text) => Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1])
+
+async function stillServes() {
+  const { response, payload } = await fetchPayload(base, record)
+  assert.equal(response.status, 200)
+  assert.deepEqual((await openPayload(payload, record)).bytes, png)
+}
+
+test('GET of an image: 200, octet-stream, Content-Length, CORS headers, decryptable payload', async () => {
+  const { response, payload } = await fetchPayload(base, record, { token: null })
+  assert.equal(response.status, 200)
+  assert.equal(response.headers.get('content-type'), 'application/octet-stream')
+  assert.equal(Number(response.headers.get('content-length')), payload.length)
+  assert.equal(response.headers.get('access-control-allow-origin'), '*')
+  assert.equal(response.headers.get('access-control-allow-methods'), 'GET,OPTIONS')
+  assert.equal(response.headers.get('access-control-allow-headers'), 'Content-Type, Authorization, x-pixstore-proof, x-pixstore-token')
+  const opened = await openPayload(payload, record)
+  assert.equal(opened.state, 1)
+  assert.equal(opened.token, record.token)
+  assert.deepEqual(opened.bytes, png)
+})
+
+test('token handling: matching → Success, stale or unparsable → Updated', async () => {
+  assert.equal((await openPayload((await fetchPayload(base, record)).payload, record)).state, 0)
+  assert.equal((await openPayload((await fetchPayload(base, record, { token: record.token - 1 })).payload, record)).state, 1)
+  assert.equal((await openPayload((await fetchPayload(base, record, { token: 'abc' })).payload, record)).state, 1)
+})
+
+test('proof handling and unknown ids answer 200 with the state byte', async () => {
+  const state = async (options, target = record) => {
+    const { response, payload } = await fetchPayload(base, target, options)
+    assert.equal(response.status, 200)
+    assert.equal(payload.length, 1)
+    return decodeWirePayload(payload).state
+  }
+  assert.equal(await state({ proof: '' }), 4)
+  assert.equal(await state({ proof: 'AAAAAAAAAAA=' }), 5)
+  const other = await backend.saveImage(png)
+  assert.equal(await state({ proof: other.statelessProof }), 5, "another image's proof is invalid")
+  await backend.deleteImage(other.id)
+  assert.equal(await state({}, other), 2)
+})
+
+test('the query string is ignored', async () => {
+  const response = await fetch(`${base}/${encodeURIComponent(record.id)}?cache=bust&x=%zz`, { headers: { 'x-pixstore-proof': record.statelessProof } })
+  assert.equal(response.status, 200)
+  assert.deepEqual((await openPayload(new Uint8Array(await response.arrayBuffer()), record)).bytes, png)
+})
+
+test('routes: OPTIONS 204, missing id 400, other methods and paths 404', async () => {
+  const options = await fetch(`${base}/anything`, { method: 'OPTIONS' })
+  assert.equal(options.status, 204)
+  assert.equal(options.headers.get('access-control-allow-origin'), '*')
+  for (const path of ['', '/']) {
+    const response = await fetch(base + path)
+    assert.equal(response.status, 400)
+    assert.equal(response.headers.get('content-type'), 'text/plain')
+    assert.equal(await response.text(), 'Missing image id')
+  }
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+    const response = await fetch(`${base}/${record.id}`, { method })
+    assert.equal(response.status, 404, method)
+    assert.equal(await response.text(), 'Not found')
+    assert.equal(response.headers.get('access-control-allow-origin'), '*')
+  }
+  for (const path of ['/', '/other', '/pixstore-imagex/abc']) {
+    assert.equal((await fetch(`http://127.0.0.1:${port}${path}`)).status, 404, path)
+  }
+})
+
+test('re-init changes origin and route live, and moves or stops the endpoint', async () => {
+  backend.initPixstoreBackend({ accessControlAllowOrigin: 'https://app.example', defaultEndpointRoute: '/img' })
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/img/${encodeURIComponent(record.id)}`, { headers: { 'x-pixstore-proof': record.statelessProof } })
+    assert.equal(response.status, 200)
+    assert.equal(response.headers.get('access-control-allow-origin'), 'https://app.example')
+    assert.equal((await fetch(`${base}/${record.id}`)).status, 404)
+  } finally {
+    backend.initPixstoreBackend({ accessControlAllowOrigin: '*', defaultEndpointRoute: '/pixstore-image' })
+  }
+  backend.initPixstoreBackend({ defaultEndpointEnabled: false })
+  await assert.rejects(fetch(`${base}/${record.id}`))
+  const moved = await freePort()
+  backend.initPixstoreBackend({ defaultEndpointEnabled: true, defaultEndpointListenPort: moved })
+  try {
+    const { response } = await fetchPayload(`http://127.0.0.1:${moved}/pixstore-image`, record)
+    assert.equal(response.status, 200)
+    await assert.rejects(fetch(`${base}/${record.id}`))
+  } finally {
+    backend.initPixstoreBackend({ defaultEndpointListenPort: port })
+  }
+  await stillServes()
+})
+
+test('a port already in use makes init throw and changes nothing', async () => {
+  const { createServer } = await import('node:net')
+  const blocker = createServer()
+  const busy = await freePort()
+  await new Promise((resolve) => blocker.listen(busy, '127.0.0.1', resolve))
+  try {
+    assert.throws(() => backend.initPixstoreBackend({ defaultEndpointListenPort: busy }), /cannot listen/)
+    await stillServes()
+  } finally {
+    blocker.close()
+  }
+})
+
+const hostile = [
+  ['malformed percent-encoding', (id) => `GET /pixstore-image/%E0%A4%A HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a lone percent sign', () => `GET /pixstore-image/abc% HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['invalid UTF-8 escapes', () => `GET /pixstore-image/%C0%AF HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a .. id', () => `GET /pixstore-image/.. HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['an encoded traversal', () => `GET /pixstore-image/..%2F..%2Fetc%2Fpasswd HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a raw slash in the id', () => `GET /pixstore-image/a/b HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a backslash', () => `GET /pixstore-image/a%5Cb HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a NUL byte', () => `GET /pixstore-image/abc%00 HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['several colons', () => `GET /pixstore-image/a%3Ab%3Ac HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a 10 kB id', () => `GET /pixstore-image/${'a'.repeat(10_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['a 1 MB header section', () => `GET /pixstore-image/abc HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(1024 * 1024)}\r\n\r\n`],
+  ['an unknown method', () => `BREW /pixstore-image/abc HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ['HTTP/1.0 without Host', () => `GET /nowhere HTTP/1.0\r\n\r\n`],
+  ['garbage instead of a request line', () => `\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n`],
+]
+
+for (const [name, build] of hostile) {
+  test(`hostile input: ${name} gets a 4xx and the server keeps serving`, async () => {
+    const answer = await raw(build(record.id))
+    const status = statusOf(answer)
+    assert.ok(status >= 400 && status < 500, `expected a 4xx, got ${JSON.stringify(answer.slice(0, 80))}`)
+    await stillServes()
+  })
+}
+
+test('hostile input through the API side: the same ids never reach the disk', async () => {
+  for (const id of ['..', 'a/b', 'a\\b', 'abc\0', 'a:b:c', 'a'.repeat(10_000)]) {
+    const { response } = await fetchPayload(base, { ...record, id })
+    assert.ok(response.status >= 400 && response.status < 500, JSON.stringify(id.slice(0, 20)))
+  }
+  await stillServes()
+})
+
+test('pipelined requests are answered in order', async () => {
+  const path = `/pixstore-image/${encodeURIComponent(record.id)}`
+  const request = (token) => `GET ${path} HTTP/1.1\r\nHost: x\r\nx-pixstore-proof: ${record.statelessProof}\r\nx-pixstore-token: ${token}\r\n\r\n`
+  const answer = await raw(request(record.token) + request(0) + `GET /pixstore-image/ HTTP/1.1\r\nHost: x\r\n\r\n`)
+  const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
+  assert.deepEqual(statuses, [200, 200, 400])
+})
+
+test('a client that stops mid-request is cut off by the header timeout; others are served meanwhile', async () => {
+  const started = Date.now()
+  const slow = raw('GET /pixstore-image/abc HTTP/1.1\r\nHost: x\r\nX-Slow:', { quietMs: 15_000 })
+  await stillServes()
+  const answer = await slow
+  const waited = Date.now() - started
+  assert.ok(waited < 14_000, `the connection was closed by the server after ${waited} ms`)
+  assert.ok(answer === '' || statusOf(answer) === 408, JSON.stringify(answer.slice(0, 60)))
+})
+
+test('thousands of concurrent connections are all answered', async () => {
+  const count = 2000
+  const path = `/pixstore-image/${encodeURIComponent(record.id)}`
+  const request = `GET ${path} HTTP/1.1\r\nHost: x\r\nx-pixstore-proof: ${record.statelessProof}\r\nx-pixstore-token: ${record.token}\r\nConnection: close\r\n\r\n`
+  const answers = await Promise.all(Array.from({ length: count }, () => raw(request, { quietMs: 10_000 })))
+  assert.equal(answers.filter((answer) => statusOf(answer) === 200).length, count)
+  await stillServes()
+})
+
+test('closePixstoreBackend ends keep-alive connections too', async () => {
+  const socket = connect(port, '127.0.0.1')
+  await new Promise((resolve) => socket.on('connect', resolve))
+  const closed = new Promise((resolve) => socket.on('close', resolve))
+  socket.write(`GET /pixstore-image/ HTTP/1.1\r\nHost: x\r\n\r\n`)
+  await new Promise((resolve) => socket.once('data', resolve))
+  await backend.closePixstoreBackend()
+  await closed
+  await assert.rejects(fetch(`${base}/${record.id}`))
+})
