@@ -1,7 +1,8 @@
 //! Finishing what crashed store instances left behind: every intent of a dead
 //! owner is settled (a write whose file was renamed into place is committed if
 //! the file's GCM tag proves it belongs to that write, otherwise dropped; a
-//! delete is carried out), then the dead owners' temporary files are removed.
+//! delete whose file is already gone is finished, else dropped), then the dead
+//! owners' temporary files are removed.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -22,7 +23,6 @@ pub fn next_token(previous: Option<i64>, now_ms: u64) -> i64 {
 /// instance's own, after a failed commit), then removes dead owners' files.
 pub fn recover(conn: &mut Connection, ctx: &WriterContext, include_own: bool) -> Result<()> {
   let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-  let mut touched_dirs = Vec::new();
   for intent in db::intents(&tx)? {
     let settle = if intent.owner == ctx.owner { include_own } else { files::owner_is_dead(&ctx.temp_dir, &intent.owner) };
     if !settle {
@@ -42,19 +42,16 @@ pub fn recover(conn: &mut Connection, ctx: &WriterContext, include_own: bool) ->
             }
           }
         }
+        // A delete: if the file is still there nothing happened yet and the
+        // image stays; if it is gone, the delete is finished.
         _ => {
-          files::remove_if_exists(&path)?;
-          db::delete_record(&tx, &intent.id)?;
-          touched_dirs.extend(path.parent().map(ToOwned::to_owned));
+          if !path.exists() {
+            db::delete_record(&tx, &intent.id)?;
+          }
         }
       }
     }
     db::delete_intent(&tx, intent.seq)?;
-  }
-  if ctx.sync {
-    for dir in &touched_dirs {
-      files::sync_dir(dir)?;
-    }
   }
   tx.commit()?;
   files::remove_dead_owners_files(&ctx.temp_dir, &ctx.owner)

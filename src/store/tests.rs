@@ -186,6 +186,7 @@ async fn opening_settles_what_a_crashed_instance_left() {
   let renamed = store.save(png(1), None, rules()).await.unwrap();
   let unrenamed = store.save(png(2), None, rules()).await.unwrap();
   let deleted = store.save(png(3), None, rules()).await.unwrap();
+  let kept = store.save(png(4), None, rules()).await.unwrap();
   store.close().await;
   drop(store);
 
@@ -193,10 +194,12 @@ async fn opening_settles_what_a_crashed_instance_left() {
   let new_meta = crashed_write(dir.path(), &renamed.id, true);
   // Crash before the rename: the temporary file is still there.
   crashed_write(dir.path(), &unrenamed.id, false);
-  // Crash during a delete, after the file was removed.
+  // Crash during a delete, after the file was removed: the delete is finished.
   fs::remove_file(id::file_path(&dir.path().join("images"), &deleted.id)).unwrap();
   let conn = db::open(&dir.path().join("db.sqlite"), Durability::Process).unwrap();
   conn.execute("INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')", [&deleted.id]).unwrap();
+  // Crash during a delete, before the file was removed: the image stays.
+  conn.execute("INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')", [&kept.id]).unwrap();
   fs::write(dir.path().join("images").join(TEMP_DIR_NAME).join("dead-orphan.tmp"), b"x").unwrap();
 
   let store = Store::open(location(dir.path())).unwrap();
@@ -206,7 +209,8 @@ async fn opening_settles_what_a_crashed_instance_left() {
   assert_eq!(store.record(&unrenamed.id).unwrap().unwrap(), unrenamed);
   assert!(store.record(&deleted.id).unwrap().is_none());
   assert!(!store.exists(deleted.id.clone()).await.unwrap());
-  for record in [&renamed, &unrenamed] {
+  assert_eq!(store.record(&kept.id).unwrap().unwrap(), kept);
+  for record in [&renamed, &unrenamed, &kept] {
     assert!(decrypt(&store.wire_payload(record.id.clone(), None).await, None).is_some());
   }
   assert!(temp_files(dir.path()).is_empty());
