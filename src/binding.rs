@@ -26,7 +26,6 @@ fn code_of(kind: ErrorKind) -> &'static str {
   }
 }
 
-
 fn to_js(err: Error) -> napi::Error {
   napi::Error::from_reason(format!("[{}] {}", code_of(err.kind), err.message))
 }
@@ -60,7 +59,11 @@ impl From<ImageRecord> for JsImageRecord {
     JsImageRecord {
       id: record.id,
       token: record.token as f64,
-      meta: JsImageMeta { key: record.meta.key, iv: record.meta.iv, tag: record.meta.tag },
+      meta: JsImageMeta {
+        key: record.meta.key,
+        iv: record.meta.iv,
+        tag: record.meta.tag,
+      },
       stateless_proof: record.stateless_proof,
     }
   }
@@ -86,31 +89,50 @@ pub async fn close_pixstore_backend() {
 /// The record of an image, or null (synchronous).
 #[napi]
 pub fn get_image_record(id: String) -> napi::Result<Option<JsImageRecord>> {
-  PIXSTORE.image_record(&id).map(|record| record.map(Into::into)).map_err(to_js)
+  PIXSTORE
+    .image_record(&id)
+    .map(|record| record.map(Into::into))
+    .map_err(to_js)
 }
 
 /// Encrypts and stores a new image.
 #[napi]
 pub async fn save_image(buffer: Uint8Array, dir: Option<String>) -> napi::Result<JsImageRecord> {
-  PIXSTORE.save_image(ImageSource::Bytes(Box::new(buffer)), dir).await.map(Into::into).map_err(to_js)
+  PIXSTORE
+    .save_image(ImageSource::Bytes(Box::new(buffer)), dir)
+    .await
+    .map(Into::into)
+    .map_err(to_js)
 }
 
 /// Reads, encrypts and stores a new image from a file.
 #[napi]
 pub async fn save_image_from_file(file_path: String, dir: Option<String>) -> napi::Result<JsImageRecord> {
-  PIXSTORE.save_image(ImageSource::File(file_path.into()), dir).await.map(Into::into).map_err(to_js)
+  PIXSTORE
+    .save_image(ImageSource::File(file_path.into()), dir)
+    .await
+    .map(Into::into)
+    .map_err(to_js)
 }
 
 /// Replaces an existing image.
 #[napi]
 pub async fn update_image(id: String, buffer: Uint8Array) -> napi::Result<JsImageRecord> {
-  PIXSTORE.update_image(id, ImageSource::Bytes(Box::new(buffer))).await.map(Into::into).map_err(to_js)
+  PIXSTORE
+    .update_image(id, ImageSource::Bytes(Box::new(buffer)))
+    .await
+    .map(Into::into)
+    .map_err(to_js)
 }
 
 /// Replaces an existing image with a file's content.
 #[napi]
 pub async fn update_image_from_file(id: String, file_path: String) -> napi::Result<JsImageRecord> {
-  PIXSTORE.update_image(id, ImageSource::File(file_path.into())).await.map(Into::into).map_err(to_js)
+  PIXSTORE
+    .update_image(id, ImageSource::File(file_path.into()))
+    .await
+    .map(Into::into)
+    .map_err(to_js)
 }
 
 /// Deletes an image; true if its file or record existed.
@@ -127,6 +149,14 @@ pub async fn image_exists(id: String) -> napi::Result<bool> {
 
 /// The wire payload for a custom endpoint.
 #[napi]
-pub async fn custom_endpoint_helper(image_id: Option<String>, client_token: Option<f64>, stateless_proof: Option<String>) -> napi::Result<Buffer> {
-  PIXSTORE.custom_endpoint_payload(image_id, client_token, stateless_proof).await.map(Buffer::from).map_err(to_js)
+pub async fn custom_endpoint_helper(
+  image_id: Option<String>,
+  client_token: Option<f64>,
+  stateless_proof: Option<String>,
+) -> napi::Result<Buffer> {
+  PIXSTORE
+    .custom_endpoint_payload(image_id, client_token, stateless_proof)
+    .await
+    .map(Buffer::from)
+    .map_err(to_js)
 }

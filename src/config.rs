@@ -10,9 +10,8 @@ use crate::error::{Error, Result};
 
 /// Every format name the `ImageFormat` type of pixstore allows.
 const KNOWN_FORMATS: &[&str] = &[
-  "jpeg", "jpg", "png", "webp", "gif", "bmp", "tiff", "tif", "ico", "svg", "avif", "heif", "heic",
-  "jfif", "pjpeg", "pjp", "apng", "raw", "emf", "wmf", "cur", "dds", "icns", "ras", "sgi", "tga",
-  "xbm", "xpm",
+  "jpeg", "jpg", "png", "webp", "gif", "bmp", "tiff", "tif", "ico", "svg", "avif", "heif", "heic", "jfif", "pjpeg",
+  "pjp", "apng", "raw", "emf", "wmf", "cur", "dds", "icns", "ras", "sgi", "tga", "xbm", "xpm",
 ];
 
 /// The error handling modes of the JS layer.
@@ -79,7 +78,10 @@ impl Default for Config {
 }
 
 fn string_value(key: &str, value: &Value) -> Result<String> {
-  value.as_str().map(String::from).ok_or_else(|| Error::config(format!("{key} must be a string")))
+  value
+    .as_str()
+    .map(String::from)
+    .ok_or_else(|| Error::config(format!("{key} must be a string")))
 }
 
 fn non_blank_string(key: &str, value: &Value) -> Result<String> {
@@ -116,10 +118,12 @@ impl Config {
         }
         "defaultEndpointListenHost" => next.default_endpoint_listen_host = non_blank_string(key, value)?,
         "defaultEndpointListenPort" => {
-          let port = value.as_f64().filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p));
-          next.default_endpoint_listen_port = port.ok_or_else(|| {
-            Error::config("defaultEndpointListenPort must be an integer between 1 and 65535")
-          })? as u16;
+          let port = value
+            .as_f64()
+            .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p));
+          next.default_endpoint_listen_port = port
+            .ok_or_else(|| Error::config("defaultEndpointListenPort must be an integer between 1 and 65535"))?
+            as u16;
         }
         "defaultEndpointRoute" => {
           let route = string_value(key, value)?;
@@ -150,10 +154,10 @@ impl Config {
           next.error_handling_mode = mode;
         }
         "maxImageBytes" => {
-          let max = value.as_f64().filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= 2f64.powi(53));
-          next.max_image_bytes = max
-            .ok_or_else(|| Error::config("maxImageBytes must be a positive integer"))?
-            as u64;
+          let max = value
+            .as_f64()
+            .filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= 2f64.powi(53));
+          next.max_image_bytes = max.ok_or_else(|| Error::config("maxImageBytes must be a positive integer"))? as u64;
         }
         "durability" => {
           next.durability = match value.as_str() {
@@ -186,10 +190,16 @@ fn parse_formats(value: &Value) -> Result<Vec<String>> {
       KNOWN_FORMATS.join(", ")
     ))
   };
-  let items = value.as_array().filter(|items| !items.is_empty() && items.len() < 256).ok_or_else(invalid)?;
+  let items = value
+    .as_array()
+    .filter(|items| !items.is_empty() && items.len() < 256)
+    .ok_or_else(invalid)?;
   let mut formats: Vec<String> = Vec::with_capacity(items.len());
   for item in items {
-    let format = item.as_str().filter(|f| KNOWN_FORMATS.contains(f)).ok_or_else(invalid)?;
+    let format = item
+      .as_str()
+      .filter(|f| KNOWN_FORMATS.contains(f))
+      .ok_or_else(invalid)?;
     if formats.iter().any(|f| f == format) {
       return Err(invalid());
     }
@@ -221,13 +231,21 @@ mod tests {
   fn rejects_out_of_range_values_with_reference_messages() {
     for port in [json!(0), json!(65536), json!(1.5), json!("3001")] {
       let err = merge(json!({ "defaultEndpointListenPort": port })).unwrap_err();
-      assert_eq!(err.message, "defaultEndpointListenPort must be an integer between 1 and 65535");
+      assert_eq!(
+        err.message,
+        "defaultEndpointListenPort must be an integer between 1 and 65535"
+      );
     }
     for window in [json!(0), json!(-2), json!("x")] {
       let err = merge(json!({ "statelessKeyWindowLength": window })).unwrap_err();
-      assert!(err.message.starts_with("statelessKeyWindowLength must be a positive integer"));
+      assert!(err
+        .message
+        .starts_with("statelessKeyWindowLength must be a positive integer"));
     }
-    assert_eq!(merge(json!({ "imageRootDir": "  " })).unwrap_err().message, "imageRootDir cannot be empty");
+    assert_eq!(
+      merge(json!({ "imageRootDir": "  " })).unwrap_err().message,
+      "imageRootDir cannot be empty"
+    );
     assert!(merge(json!({ "imageFormats": ["png", "png"] })).is_err());
     assert!(merge(json!({ "imageFormats": ["exe"] })).is_err());
     assert!(merge(json!({ "errorHandlingMode": "loud" })).is_err());
@@ -238,7 +256,9 @@ mod tests {
   #[test]
   fn merges_over_the_current_config() {
     let first = merge(json!({ "statelessKeyWindowLength": -1, "imageFormats": ["gif", "png"] })).unwrap();
-    let second = first.merged(json!({ "errorHandlingMode": "throw" }).as_object().unwrap()).unwrap();
+    let second = first
+      .merged(json!({ "errorHandlingMode": "throw" }).as_object().unwrap())
+      .unwrap();
     assert_eq!(second.stateless_key_window_length, -1.0);
     assert_eq!(second.image_formats, ["gif", "png"]);
     assert_eq!(second.error_handling_mode, "throw");

@@ -20,7 +20,9 @@ pub const TAG_LENGTH: usize = 16;
 /// `N` bytes from the OS CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
   let mut bytes = [0u8; N];
-  SystemRandom::new().fill(&mut bytes).map_err(|_| Error::internal("the OS random generator failed"))?;
+  SystemRandom::new()
+    .fill(&mut bytes)
+    .map_err(|_| Error::internal("the OS random generator failed"))?;
   Ok(bytes)
 }
 
@@ -49,13 +51,21 @@ pub struct ImageMeta {
 
 impl From<&Sealed> for ImageMeta {
   fn from(sealed: &Sealed) -> Self {
-    ImageMeta { key: BASE64.encode(sealed.key), iv: BASE64.encode(sealed.iv), tag: BASE64.encode(sealed.tag) }
+    ImageMeta {
+      key: BASE64.encode(sealed.key),
+      iv: BASE64.encode(sealed.iv),
+      tag: BASE64.encode(sealed.tag),
+    }
   }
 }
 
 fn decode_exact<const N: usize>(text: &str, what: &str) -> Result<[u8; N]> {
-  let bytes = BASE64.decode(text).map_err(|_| Error::internal(format!("corrupt image meta: bad {what}")))?;
-  bytes.try_into().map_err(|_| Error::internal(format!("corrupt image meta: {what} has the wrong length")))
+  let bytes = BASE64
+    .decode(text)
+    .map_err(|_| Error::internal(format!("corrupt image meta: bad {what}")))?;
+  bytes
+    .try_into()
+    .map_err(|_| Error::internal(format!("corrupt image meta: {what} has the wrong length")))
 }
 
 impl ImageMeta {
@@ -80,7 +90,11 @@ pub fn seal_in_place(buffer: &mut [u8]) -> Result<Sealed> {
   let tag = cipher(&key)
     .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), buffer)
     .map_err(|_| Error::internal("encryption failed"))?;
-  Ok(Sealed { key, iv, tag: tag.as_ref().try_into().expect("GCM tags are 16 bytes") })
+  Ok(Sealed {
+    key,
+    iv,
+    tag: tag.as_ref().try_into().expect("GCM tags are 16 bytes"),
+  })
 }
 
 /// Decrypts `ciphertext` (without its tag); `None` if it does not authenticate.
@@ -98,7 +112,11 @@ pub fn open(ciphertext: &[u8], sealed: &Sealed) -> Option<Vec<u8>> {
 
 /// Whether `ciphertext` was produced under `meta` (its GCM tag verifies).
 pub fn belongs_to(ciphertext: &[u8], meta: &ImageMeta) -> bool {
-  meta.decode().ok().and_then(|sealed| open(ciphertext, &sealed)).is_some()
+  meta
+    .decode()
+    .ok()
+    .and_then(|sealed| open(ciphertext, &sealed))
+    .is_some()
 }
 
 #[cfg(test)]
@@ -128,6 +146,9 @@ mod tests {
     assert!(meta.tag.ends_with("=="));
     assert_eq!(meta.decode().unwrap(), sealed);
     assert!(belongs_to(&buffer, &meta));
-    assert_eq!(serde_json::to_string(&meta).unwrap(), format!(r#"{{"key":"{}","iv":"{}","tag":"{}"}}"#, meta.key, meta.iv, meta.tag));
+    assert_eq!(
+      serde_json::to_string(&meta).unwrap(),
+      format!(r#"{{"key":"{}","iv":"{}","tag":"{}"}}"#, meta.key, meta.iv, meta.tag)
+    );
   }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE};
+use hyper::header::{
+  HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -61,7 +63,14 @@ impl Endpoint {
     let (stop, stopped) = oneshot::channel();
     let (closed, listener_closed) = mpsc::channel();
     let task = runtime.spawn(serve(listener, pixstore, stopped, closed));
-    Ok(Endpoint { host: host.to_string(), port, address, stop: Some(stop), listener_closed, task })
+    Ok(Endpoint {
+      host: host.to_string(),
+      port,
+      address,
+      stop: Some(stop),
+      listener_closed,
+      task,
+    })
   }
 
   /// Whether this endpoint listens where `host:port` asks.
@@ -90,10 +99,18 @@ impl Endpoint {
   }
 }
 
-async fn serve(listener: tokio::net::TcpListener, pixstore: Arc<Pixstore>, mut stopped: oneshot::Receiver<()>, closed: mpsc::Sender<()>) {
+async fn serve(
+  listener: tokio::net::TcpListener,
+  pixstore: Arc<Pixstore>,
+  mut stopped: oneshot::Receiver<()>,
+  closed: mpsc::Sender<()>,
+) {
   let graceful = GracefulShutdown::new();
   let mut builder = http1::Builder::new();
-  builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
+  builder
+    .timer(TokioTimer::new())
+    .header_read_timeout(HEADER_READ_TIMEOUT)
+    .max_buf_size(MAX_HEADER_BYTES);
   loop {
     tokio::select! {
       accepted = listener.accept() => match accepted {
@@ -120,17 +137,25 @@ async fn serve(listener: tokio::net::TcpListener, pixstore: Arc<Pixstore>, mut s
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
   let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
   *response.status_mut() = status;
-  response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+  response
+    .headers_mut()
+    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
   response
 }
 
-async fn respond(request: Request<Incoming>, pixstore: Arc<Pixstore>) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
+async fn respond(
+  request: Request<Incoming>,
+  pixstore: Arc<Pixstore>,
+) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
   let Some((route, origin)) = pixstore.endpoint_routing() else {
     return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "Pixstore backend is closed"));
   };
   let mut response = route_request(&request, &route, &pixstore).await;
   let headers = response.headers_mut();
-  headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(&origin).unwrap_or(HeaderValue::from_static("*")));
+  headers.insert(
+    ACCESS_CONTROL_ALLOW_ORIGIN,
+    HeaderValue::from_str(&origin).unwrap_or(HeaderValue::from_static("*")),
+  );
   headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET,OPTIONS"));
   headers.insert(
     ACCESS_CONTROL_ALLOW_HEADERS,
@@ -165,7 +190,9 @@ async fn route_request(request: &Request<Incoming>, route: &str, pixstore: &Arc<
     return text(StatusCode::BAD_REQUEST, "Invalid image id");
   }
   let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
-  let proof = header("x-pixstore-proof").filter(|proof| !proof.is_empty()).map(String::from);
+  let proof = header("x-pixstore-proof")
+    .filter(|proof| !proof.is_empty())
+    .map(String::from);
   let client_token = header("x-pixstore-token").and_then(parse_js_number);
   let payload = pixstore.payload(Some(id), client_token, proof).await;
   let length = payload.len();
@@ -181,12 +208,17 @@ async fn route_request(request: &Request<Incoming>, route: &str, pixstore: &Arc<
 pub fn decode_uri_component(text: &str) -> Option<String> {
   let bytes = text.as_bytes();
   let well_formed = bytes.iter().enumerate().filter(|(_, b)| **b == b'%').all(|(at, _)| {
-    bytes.get(at + 1..at + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    bytes
+      .get(at + 1..at + 3)
+      .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
   });
   if !well_formed {
     return None;
   }
-  percent_decode_str(text).decode_utf8().ok().map(|decoded| decoded.into_owned())
+  percent_decode_str(text)
+    .decode_utf8()
+    .ok()
+    .map(|decoded| decoded.into_owned())
 }
 
 /// The header value as JavaScript's `Number()` would read a token; `None` if

@@ -30,17 +30,26 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
   /// An expected failure (becomes `PixstoreError`).
   pub fn pixstore(message: impl Into<String>) -> Self {
-    Error { kind: ErrorKind::Pixstore, message: message.into() }
+    Error {
+      kind: ErrorKind::Pixstore,
+      message: message.into(),
+    }
   }
 
   /// A configuration failure.
   pub fn config(message: impl Into<String>) -> Self {
-    Error { kind: ErrorKind::Config, message: message.into() }
+    Error {
+      kind: ErrorKind::Config,
+      message: message.into(),
+    }
   }
 
   /// An unexpected failure.
   pub fn internal(message: impl Into<String>) -> Self {
-    Error { kind: ErrorKind::Internal, message: message.into() }
+    Error {
+      kind: ErrorKind::Internal,
+      message: message.into(),
+    }
   }
 
   /// The expected error for a store that is not (or no longer) open.

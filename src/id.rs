@@ -58,11 +58,16 @@ pub fn clean_dir(dir: &str) -> String {
 /// empty `dir` counts as none, as in pixstore where only a truthy `dir` adds a
 /// prefix), else the cleaned dir. Refuses a dir that would make ids too long.
 pub fn prefix_for(dir: Option<&str>) -> Result<Option<String>> {
-  let Some(dir) = dir.filter(|dir| !dir.is_empty()) else { return Ok(None) };
+  let Some(dir) = dir.filter(|dir| !dir.is_empty()) else {
+    return Ok(None);
+  };
   let prefix = clean_dir(dir);
   // Room for the ':' and a key of up to 24 characters.
   if prefix.len() + 25 > MAX_ID_LENGTH {
-    return Err(Error::pixstore(format!("Invalid dir: at most {} characters are kept", MAX_ID_LENGTH - 25)));
+    return Err(Error::pixstore(format!(
+      "Invalid dir: at most {} characters are kept",
+      MAX_ID_LENGTH - 25
+    )));
   }
   Ok(Some(prefix))
 }
@@ -141,12 +146,27 @@ mod tests {
     assert_eq!(prefix_for(Some("")).unwrap(), None);
     assert_eq!(prefix_for(Some("  ")).unwrap().as_deref(), Some(""));
     assert!(prefix_for(Some(&"x".repeat(300))).is_err());
-    assert!(is_valid(&generate(prefix_for(Some(&"x".repeat(175))).unwrap().as_deref(), u64::MAX).unwrap()));
+    assert!(is_valid(
+      &generate(prefix_for(Some(&"x".repeat(175))).unwrap().as_deref(), u64::MAX).unwrap()
+    ));
   }
 
   #[test]
   fn refuses_ids_that_could_not_have_been_generated() {
-    for id in ["", "..", "../x", "a/b", "a\\b", "a\0b", "a:b:c", "a:", "A", "a.b", "a:..", &"a".repeat(201)] {
+    for id in [
+      "",
+      "..",
+      "../x",
+      "a/b",
+      "a\\b",
+      "a\0b",
+      "a:b:c",
+      "a:",
+      "A",
+      "a.b",
+      "a:..",
+      &"a".repeat(201),
+    ] {
       assert!(!is_valid(id), "{id:?} should be invalid");
     }
     for id in ["abc", "dir:abc", "my_dir-2:abc", ":abc"] {

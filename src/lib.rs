@@ -13,4 +13,5 @@ pub mod sniff;
 pub mod store;
 pub mod wire;
 
+#[cfg(not(test))]
 mod binding;

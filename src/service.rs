@@ -70,7 +70,10 @@ impl Pixstore {
       _ => Store::open(location).map_err(|err| Error::config(format!("Cannot open the Pixstore store: {err}")))?,
     };
     self.apply_endpoint(&config, runtime)?;
-    *self.active.write().map_err(|_| poisoned())? = Some(Arc::new(Active { config: config.clone(), store: Arc::clone(&store) }));
+    *self.active.write().map_err(|_| poisoned())? = Some(Arc::new(Active {
+      config: config.clone(),
+      store: Arc::clone(&store),
+    }));
     *self.config.lock().map_err(|_| poisoned())? = config;
     if let Some(previous) = current.filter(|previous| !Arc::ptr_eq(&previous.store, &store)) {
       runtime.spawn(async move { previous.store.close().await });
@@ -98,7 +101,9 @@ impl Pixstore {
     let started = match Endpoint::start(runtime, host, port, Arc::clone(self)) {
       Ok(started) => started,
       Err(err) => {
-        let Some(running) = endpoint.take_if(|running| running.address().port() == port) else { return Err(err) };
+        let Some(running) = endpoint.take_if(|running| running.address().port() == port) else {
+          return Err(err);
+        };
         let (old_host, old_port) = (running.host().to_string(), port);
         drop(running.stop());
         match Endpoint::start(runtime, host, port, Arc::clone(self)) {
@@ -136,22 +141,42 @@ impl Pixstore {
 
   /// The active configuration and store, or the not-initialized error.
   pub fn active(&self) -> Result<Arc<Active>> {
-    self.active.read().map_err(|_| poisoned())?.clone().ok_or_else(Error::not_initialized)
+    self
+      .active
+      .read()
+      .map_err(|_| poisoned())?
+      .clone()
+      .ok_or_else(Error::not_initialized)
   }
 
   /// Route and allowed origin of the endpoint, if the backend is open.
   pub fn endpoint_routing(&self) -> Option<(String, String)> {
     let active = self.active().ok()?;
-    Some((active.config.default_endpoint_route.clone(), active.config.access_control_allow_origin.clone()))
+    Some((
+      active.config.default_endpoint_route.clone(),
+      active.config.access_control_allow_origin.clone(),
+    ))
   }
 
   fn with_proof(active: &Active, record: StoredRecord) -> ImageRecord {
-    let stateless_proof = proof::current_proof(&record.id, crate::store::now_ms(), active.config.stateless_key_window_length);
-    ImageRecord { id: record.id, token: record.token, meta: record.meta, stateless_proof }
+    let stateless_proof = proof::current_proof(
+      &record.id,
+      crate::store::now_ms(),
+      active.config.stateless_key_window_length,
+    );
+    ImageRecord {
+      id: record.id,
+      token: record.token,
+      meta: record.meta,
+      stateless_proof,
+    }
   }
 
   fn rules(active: &Active) -> ImageRules {
-    ImageRules { formats: active.config.image_formats.clone(), max_bytes: active.config.max_image_bytes }
+    ImageRules {
+      formats: active.config.image_formats.clone(),
+      max_bytes: active.config.max_image_bytes,
+    }
   }
 
   /// `getImageRecord`: the record with a fresh proof, or `None`.
@@ -192,7 +217,12 @@ impl Pixstore {
   }
 
   /// `customEndpointHelper`: the payload, refused while the default endpoint runs.
-  pub async fn custom_endpoint_payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Result<Vec<u8>> {
+  pub async fn custom_endpoint_payload(
+    &self,
+    id: Option<String>,
+    client_token: Option<f64>,
+    proof: Option<String>,
+  ) -> Result<Vec<u8>> {
     self.active()?;
     if self.endpoint.lock().map_err(|_| poisoned())?.is_some() {
       return Err(Error::pixstore(
@@ -207,9 +237,15 @@ impl Pixstore {
   /// not have been generated cannot carry a valid proof and gets `InvalidProof`
   /// without touching the disk.
   pub async fn payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
-    let Some(id) = id.filter(|id| !id.is_empty()) else { return wire::state_only(WireState::MissingId) };
-    let Some(proof) = proof.filter(|proof| !proof.is_empty()) else { return wire::state_only(WireState::MissingProof) };
-    let Ok(active) = self.active() else { return wire::state_only(WireState::InternalError) };
+    let Some(id) = id.filter(|id| !id.is_empty()) else {
+      return wire::state_only(WireState::MissingId);
+    };
+    let Some(proof) = proof.filter(|proof| !proof.is_empty()) else {
+      return wire::state_only(WireState::MissingProof);
+    };
+    let Ok(active) = self.active() else {
+      return wire::state_only(WireState::InternalError);
+    };
     let window = active.config.stateless_key_window_length;
     if !id::is_valid(&id) || !proof::verify(&id, &proof, crate::store::now_ms(), window) {
       return wire::state_only(WireState::InvalidProof);

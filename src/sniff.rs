@@ -41,7 +41,9 @@ const SIGNATURES: &[(&str, Signature)] = &[
 const JPEG2000: &[u8] = &[0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20, 0x0D, 0x0A, 0x87, 0x0A];
 
 fn matches(bytes: &[u8], signature: Signature) -> bool {
-  signature.iter().all(|(offset, magic)| bytes.get(*offset..offset + magic.len()) == Some(*magic))
+  signature
+    .iter()
+    .all(|(offset, magic)| bytes.get(*offset..offset + magic.len()) == Some(*magic))
 }
 
 /// The file extension `image-type@4` reports for `bytes` (`"jpg"` for JPEG),
@@ -50,7 +52,10 @@ pub fn detect_format(bytes: &[u8]) -> Option<&'static str> {
   if bytes.len() < 2 {
     return None;
   }
-  SIGNATURES.iter().find(|(_, signature)| matches(bytes, signature)).map(|(format, _)| *format)
+  SIGNATURES
+    .iter()
+    .find(|(_, signature)| matches(bytes, signature))
+    .map(|(format, _)| *format)
 }
 
 #[cfg(test)]

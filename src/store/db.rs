@@ -31,7 +31,9 @@ pub fn open(path: &Path, durability: Durability) -> Result<Connection> {
 pub fn create_schema(conn: &Connection) -> Result<()> {
   let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
   if !mode.eq_ignore_ascii_case("wal") {
-    return Err(crate::error::Error::internal(format!("could not switch the database to WAL (got {mode})")));
+    return Err(crate::error::Error::internal(format!(
+      "could not switch the database to WAL (got {mode})"
+    )));
   }
   conn.execute_batch(
     "CREATE TABLE IF NOT EXISTS image_records (
@@ -69,14 +71,21 @@ pub fn id_state(conn: &Connection, id: &str) -> Result<IdState> {
   Ok(statement.query_row([id], |row| {
     let token: Option<i64> = row.get(0)?;
     let meta: Option<String> = row.get(1)?;
-    Ok(IdState { record: token.zip(meta), intents: row.get(2)? })
+    Ok(IdState {
+      record: token.zip(meta),
+      intents: row.get(2)?,
+    })
   })?)
 }
 
 /// `(token, meta JSON)` of the record of `id`.
 pub fn record(conn: &Connection, id: &str) -> Result<Option<(i64, String)>> {
   let mut statement = conn.prepare_cached("SELECT token, meta FROM image_records WHERE id = ?1")?;
-  Ok(statement.query_row([id], |row| Ok((row.get(0)?, row.get(1)?))).optional()?)
+  Ok(
+    statement
+      .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+      .optional()?,
+  )
 }
 
 /// The token of the record of `id`.
@@ -108,10 +117,15 @@ pub fn delete_record(tx: &Transaction, id: &str) -> Result<bool> {
 }
 
 /// Logs an intent (a write when `temp_name`/`meta` are given, else a delete); returns its sequence number.
-pub fn insert_intent(tx: &Transaction, id: &str, owner: &str, temp_name: Option<&str>, meta_json: Option<&str>) -> Result<i64> {
-  let mut statement = tx.prepare_cached(
-    "INSERT INTO pixstore_native_intents (id, owner, temp_name, meta) VALUES (?1, ?2, ?3, ?4)",
-  )?;
+pub fn insert_intent(
+  tx: &Transaction,
+  id: &str,
+  owner: &str,
+  temp_name: Option<&str>,
+  meta_json: Option<&str>,
+) -> Result<i64> {
+  let mut statement =
+    tx.prepare_cached("INSERT INTO pixstore_native_intents (id, owner, temp_name, meta) VALUES (?1, ?2, ?3, ?4)")?;
   statement.execute(params![id, owner, temp_name, meta_json])?;
   Ok(tx.last_insert_rowid())
 }
@@ -143,7 +157,13 @@ pub fn intents(conn: &Connection) -> Result<Vec<Intent>> {
   let mut statement =
     conn.prepare_cached("SELECT seq, id, owner, temp_name, meta FROM pixstore_native_intents ORDER BY seq")?;
   let rows = statement.query_map([], |row| {
-    Ok(Intent { seq: row.get(0)?, id: row.get(1)?, owner: row.get(2)?, temp_name: row.get(3)?, meta: row.get(4)? })
+    Ok(Intent {
+      seq: row.get(0)?,
+      id: row.get(1)?,
+      owner: row.get(2)?,
+      temp_name: row.get(3)?,
+      meta: row.get(4)?,
+    })
   })?;
   Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -56,9 +56,11 @@ pub fn owner_is_dead(temp_dir: &Path, owner: &str) -> bool {
 
 /// The owner a file of the temporary folder belongs to (`<owner>.lock`, `<owner>-<n>.tmp`).
 pub fn owner_of(file_name: &str) -> Option<&str> {
-  file_name
-    .strip_suffix(".lock")
-    .or_else(|| file_name.strip_suffix(".tmp").and_then(|stem| stem.split_once('-').map(|(owner, _)| owner)))
+  file_name.strip_suffix(".lock").or_else(|| {
+    file_name
+      .strip_suffix(".tmp")
+      .and_then(|stem| stem.split_once('-').map(|(owner, _)| owner))
+  })
 }
 
 /// Removes the files of dead owners from the temporary folder, and unfinished
@@ -123,7 +125,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Milliseconds since the Unix epoch, like `Date.now()`.
 pub fn now_ms() -> u64 {
-  SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+  SystemTime::now()
+    .duration_since(SystemTime::UNIX_EPOCH)
+    .map(|d| d.as_millis() as u64)
+    .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -150,14 +150,27 @@ impl Store {
   /// The committed record of `id` (a valid id), read on a connection of its
   /// own so it never waits behind writers or other readers.
   pub fn record(&self, id: &str) -> Result<Option<StoredRecord>> {
-    let conn = self.record_reader.lock().map_err(|_| Error::internal("record reader poisoned"))?;
-    let Some((token, meta)) = db::record(&conn, id)? else { return Ok(None) };
-    Ok(Some(StoredRecord { id: id.to_string(), token, meta: serde_json::from_str(&meta)? }))
+    let conn = self
+      .record_reader
+      .lock()
+      .map_err(|_| Error::internal("record reader poisoned"))?;
+    let Some((token, meta)) = db::record(&conn, id)? else {
+      return Ok(None);
+    };
+    Ok(Some(StoredRecord {
+      id: id.to_string(),
+      token,
+      meta: serde_json::from_str(&meta)?,
+    }))
   }
 
   /// Runs `f` on a pooled read connection.
   fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let pooled = self.readers.lock().map_err(|_| Error::internal("reader pool poisoned"))?.pop();
+    let pooled = self
+      .readers
+      .lock()
+      .map_err(|_| Error::internal("reader pool poisoned"))?
+      .pop();
     let conn = match pooled {
       Some(conn) => conn,
       None => db::open(&self.location.database, self.location.durability)?,
@@ -191,7 +204,11 @@ impl Store {
     };
     plaintext[0] = format_byte(&plaintext[1..], rules)?;
     let sealed = seal_in_place(&mut plaintext)?;
-    let temp_name = format!("{}-{}.tmp", self.ctx.owner, self.temp_counter.fetch_add(1, Ordering::Relaxed));
+    let temp_name = format!(
+      "{}-{}.tmp",
+      self.ctx.owner,
+      self.temp_counter.fetch_add(1, Ordering::Relaxed)
+    );
     files::write_new(&self.ctx.temp_dir.join(&temp_name), &plaintext, self.ctx.sync)?;
     Ok((temp_name, ImageMeta::from(&sealed)))
   }
@@ -200,17 +217,31 @@ impl Store {
     let store = Arc::clone(self);
     let (temp_name, meta) = blocking(move || store.encrypt_to_temp(source, &rules)).await?;
     let (reply, response) = oneshot::channel();
-    let job = Job::Write(WriteJob { target, temp_name: temp_name.clone(), meta, reply });
+    let job = Job::Write(WriteJob {
+      target,
+      temp_name: temp_name.clone(),
+      meta,
+      reply,
+    });
     if let Err(err) = self.submit(job) {
       let _ = files::remove_if_exists(&self.ctx.temp_dir.join(temp_name));
       return Err(err);
     }
-    response.await.map_err(|_| Error::internal("the store closed before the write finished"))?
+    response
+      .await
+      .map_err(|_| Error::internal("the store closed before the write finished"))?
   }
 
   /// Stores a new image under a generated id with an optional (cleaned) prefix.
-  pub async fn save(self: &Arc<Self>, source: ImageSource, prefix: Option<String>, rules: ImageRules) -> Result<StoredRecord> {
-    self.write(WriteTarget::New { prefix }, Plaintext::Source(source), rules).await
+  pub async fn save(
+    self: &Arc<Self>,
+    source: ImageSource,
+    prefix: Option<String>,
+    rules: ImageRules,
+  ) -> Result<StoredRecord> {
+    self
+      .write(WriteTarget::New { prefix }, Plaintext::Source(source), rules)
+      .await
   }
 
   /// Replaces the image of an existing (valid) id.
@@ -242,7 +273,9 @@ impl Store {
   pub async fn delete(self: &Arc<Self>, id: String) -> Result<bool> {
     let (reply, response) = oneshot::channel();
     self.submit(Job::Delete { id, reply })?;
-    response.await.map_err(|_| Error::internal("the store closed before the delete finished"))?
+    response
+      .await
+      .map_err(|_| Error::internal("the store closed before the delete finished"))?
   }
 
   /// Whether a (valid) id has a record or a file.
@@ -307,7 +340,9 @@ impl Store {
   fn recover_now(&self) -> Result<()> {
     let (reply, response) = oneshot::channel();
     self.submit(Job::Recover { reply })?;
-    response.blocking_recv().map_err(|_| Error::internal("the store closed during recovery"))?
+    response
+      .blocking_recv()
+      .map_err(|_| Error::internal("the store closed during recovery"))?
   }
 
   /// Finishes queued writes, stops the writer thread and refuses further writes.
@@ -366,14 +401,18 @@ fn read_image_file(path: &Path, rules: &ImageRules) -> Result<Vec<u8>> {
   check_size(metadata.len(), rules)?;
   let mut plaintext = Vec::with_capacity(metadata.len() as usize + 1);
   plaintext.push(0);
-  File::open(path)?.take(rules.max_bytes + 1).read_to_end(&mut plaintext)?;
+  File::open(path)?
+    .take(rules.max_bytes + 1)
+    .read_to_end(&mut plaintext)?;
   check_size(plaintext.len() as u64 - 1, rules)?;
   Ok(plaintext)
 }
 
 /// Runs blocking work on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-  tokio::task::spawn_blocking(work).await.map_err(|err| Error::internal(format!("worker failed: {err}")))?
+  tokio::task::spawn_blocking(work)
+    .await
+    .map_err(|err| Error::internal(format!("worker failed: {err}")))?
 }
 
 #[cfg(test)]

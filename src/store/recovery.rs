@@ -24,7 +24,11 @@ pub fn next_token(previous: Option<i64>, now_ms: u64) -> i64 {
 pub fn recover(conn: &mut Connection, ctx: &WriterContext, include_own: bool) -> Result<()> {
   let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
   for intent in db::intents(&tx)? {
-    let settle = if intent.owner == ctx.owner { include_own } else { files::owner_is_dead(&ctx.temp_dir, &intent.owner) };
+    let settle = if intent.owner == ctx.owner {
+      include_own
+    } else {
+      files::owner_is_dead(&ctx.temp_dir, &intent.owner)
+    };
     if !settle {
       continue;
     }

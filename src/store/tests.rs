@@ -5,11 +5,18 @@ use rusqlite::params;
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR tiny png body";
 
 fn rules() -> ImageRules {
-  ImageRules { formats: ["png", "webp", "jpg", "jpeg"].map(String::from).to_vec(), max_bytes: 1 << 20 }
+  ImageRules {
+    formats: ["png", "webp", "jpg", "jpeg"].map(String::from).to_vec(),
+    max_bytes: 1 << 20,
+  }
 }
 
 fn location(dir: &Path) -> StoreLocation {
-  StoreLocation { root: dir.join("images"), database: dir.join("db.sqlite"), durability: Durability::Process }
+  StoreLocation {
+    root: dir.join("images"),
+    database: dir.join("db.sqlite"),
+    durability: Durability::Process,
+  }
 }
 
 fn png(n: u32) -> ImageSource {
@@ -49,7 +56,11 @@ async fn save_read_update_delete_round_trip() {
   let store = Store::open(location(dir.path())).unwrap();
   let saved = store.save(png(1), Some("avatars".into()), rules()).await.unwrap();
   assert!(saved.id.starts_with("avatars:"));
-  assert!(dir.path().join("images/avatars").join(format!("{}.pixstore-image", &saved.id[8..])).exists());
+  assert!(dir
+    .path()
+    .join("images/avatars")
+    .join(format!("{}.pixstore-image", &saved.id[8..]))
+    .exists());
   assert_eq!(store.record(&saved.id).unwrap().unwrap(), saved);
 
   let payload = store.wire_payload(saved.id.clone(), None).await;
@@ -79,24 +90,57 @@ async fn bad_input_changes_nothing() {
   let dir = tempfile::tempdir().unwrap();
   let store = Store::open(location(dir.path())).unwrap();
   let text = ImageSource::Bytes(Box::new(b"just some text".to_vec()));
-  assert_eq!(store.save(text, None, rules()).await.unwrap_err(), Error::invalid_image());
+  assert_eq!(
+    store.save(text, None, rules()).await.unwrap_err(),
+    Error::invalid_image()
+  );
   let gif = ImageSource::Bytes(Box::new(b"GIF89a....".to_vec()));
-  assert_eq!(store.save(gif, None, rules()).await.unwrap_err(), Error::invalid_image());
+  assert_eq!(
+    store.save(gif, None, rules()).await.unwrap_err(),
+    Error::invalid_image()
+  );
   let empty = ImageSource::Bytes(Box::new(Vec::new()));
-  assert_eq!(store.save(empty, None, rules()).await.unwrap_err(), Error::invalid_image());
-  let small = ImageRules { max_bytes: 10, ..rules() };
-  assert!(store.save(png(1), None, small).await.unwrap_err().message.starts_with("Image is too large"));
-  let missing = store.save(ImageSource::File(dir.path().join("nope.png")), None, rules()).await.unwrap_err();
+  assert_eq!(
+    store.save(empty, None, rules()).await.unwrap_err(),
+    Error::invalid_image()
+  );
+  let small = ImageRules {
+    max_bytes: 10,
+    ..rules()
+  };
+  assert!(store
+    .save(png(1), None, small)
+    .await
+    .unwrap_err()
+    .message
+    .starts_with("Image is too large"));
+  let missing = store
+    .save(ImageSource::File(dir.path().join("nope.png")), None, rules())
+    .await
+    .unwrap_err();
   assert!(missing.message.starts_with("Image file not found"));
-  let folder = store.save(ImageSource::File(dir.path().to_owned()), None, rules()).await.unwrap_err();
+  let folder = store
+    .save(ImageSource::File(dir.path().to_owned()), None, rules())
+    .await
+    .unwrap_err();
   assert!(folder.message.starts_with("Not a file"));
-  assert_eq!(store.update("nothere".into(), png(1), rules()).await.unwrap_err(), Error::not_found("nothere"));
+  assert_eq!(
+    store.update("nothere".into(), png(1), rules()).await.unwrap_err(),
+    Error::not_found("nothere")
+  );
 
   let conn = db::open(&dir.path().join("db.sqlite"), Durability::Process).unwrap();
-  let rows: i64 = conn.query_row("SELECT count(*) FROM image_records", [], |row| row.get(0)).unwrap();
-  let intents: i64 = conn.query_row("SELECT count(*) FROM pixstore_native_intents", [], |row| row.get(0)).unwrap();
+  let rows: i64 = conn
+    .query_row("SELECT count(*) FROM image_records", [], |row| row.get(0))
+    .unwrap();
+  let intents: i64 = conn
+    .query_row("SELECT count(*) FROM pixstore_native_intents", [], |row| row.get(0))
+    .unwrap();
   assert_eq!((rows, intents), (0, 0));
-  let images: Vec<_> = fs::read_dir(dir.path().join("images")).unwrap().map(|e| e.unwrap().file_name()).collect();
+  let images: Vec<_> = fs::read_dir(dir.path().join("images"))
+    .unwrap()
+    .map(|e| e.unwrap().file_name())
+    .collect();
   assert_eq!(images, [TEMP_DIR_NAME]);
   assert!(temp_files(dir.path()).is_empty());
   store.close().await;
@@ -109,7 +153,9 @@ async fn hammer(writers: Vec<Arc<Store>>, readers: Vec<Arc<Store>>, id: String) 
   for n in 0..32u32 {
     let store = Arc::clone(&writers[n as usize % writers.len()]);
     let id = id.clone();
-    tasks.push(tokio::spawn(async move { store.update(id, png(n), rules()).await.unwrap().token }));
+    tasks.push(tokio::spawn(async move {
+      store.update(id, png(n), rules()).await.unwrap().token
+    }));
   }
   let mut reads = Vec::new();
   for n in 0..64usize {
@@ -117,7 +163,11 @@ async fn hammer(writers: Vec<Arc<Store>>, readers: Vec<Arc<Store>>, id: String) 
     let id = id.clone();
     reads.push(tokio::spawn(async move {
       let payload = store.wire_payload(id, None).await;
-      assert!(decrypt(&payload, None).is_some(), "a read did not decrypt: state {}", payload[0]);
+      assert!(
+        decrypt(&payload, None).is_some(),
+        "a read did not decrypt: state {}",
+        payload[0]
+      );
     }));
   }
   let mut tokens = Vec::new();
@@ -150,7 +200,12 @@ async fn two_store_instances_on_one_store_never_tear_an_image() {
   let second = Store::open(location(dir.path())).unwrap();
   let id = first.save(png(0), None, rules()).await.unwrap().id;
   for _ in 0..5 {
-    hammer(vec![Arc::clone(&first), Arc::clone(&second)], vec![Arc::clone(&second), Arc::clone(&first)], id.clone()).await;
+    hammer(
+      vec![Arc::clone(&first), Arc::clone(&second)],
+      vec![Arc::clone(&second), Arc::clone(&first)],
+      id.clone(),
+    )
+    .await;
   }
   first.close().await;
   second.close().await;
@@ -197,10 +252,24 @@ async fn opening_settles_what_a_crashed_instance_left() {
   // Crash during a delete, after the file was removed: the delete is finished.
   fs::remove_file(id::file_path(&dir.path().join("images"), &deleted.id)).unwrap();
   let conn = db::open(&dir.path().join("db.sqlite"), Durability::Process).unwrap();
-  conn.execute("INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')", [&deleted.id]).unwrap();
+  conn
+    .execute(
+      "INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')",
+      [&deleted.id],
+    )
+    .unwrap();
   // Crash during a delete, before the file was removed: the image stays.
-  conn.execute("INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')", [&kept.id]).unwrap();
-  fs::write(dir.path().join("images").join(TEMP_DIR_NAME).join("dead-orphan.tmp"), b"x").unwrap();
+  conn
+    .execute(
+      "INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')",
+      [&kept.id],
+    )
+    .unwrap();
+  fs::write(
+    dir.path().join("images").join(TEMP_DIR_NAME).join("dead-orphan.tmp"),
+    b"x",
+  )
+  .unwrap();
 
   let store = Store::open(location(dir.path())).unwrap();
   let promoted = store.record(&renamed.id).unwrap().unwrap();
@@ -214,7 +283,9 @@ async fn opening_settles_what_a_crashed_instance_left() {
     assert!(decrypt(&store.wire_payload(record.id.clone(), None).await, None).is_some());
   }
   assert!(temp_files(dir.path()).is_empty());
-  let intents: i64 = conn.query_row("SELECT count(*) FROM pixstore_native_intents", [], |row| row.get(0)).unwrap();
+  let intents: i64 = conn
+    .query_row("SELECT count(*) FROM pixstore_native_intents", [], |row| row.get(0))
+    .unwrap();
   assert_eq!(intents, 0);
   store.close().await;
 }

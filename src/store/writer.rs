@@ -86,8 +86,16 @@ pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>) {
 
 /// A job whose intent is logged.
 enum Logged {
-  Write { id: String, seq: i64, job: WriteJob },
-  Delete { id: String, seq: i64, reply: oneshot::Sender<Result<bool>> },
+  Write {
+    id: String,
+    seq: i64,
+    job: WriteJob,
+  },
+  Delete {
+    id: String,
+    seq: i64,
+    reply: oneshot::Sender<Result<bool>>,
+  },
 }
 
 /// A finished job and its reply, sent only once the batch has committed.
@@ -128,7 +136,9 @@ fn run_batch(conn: &mut Connection, ctx: &WriterContext, batch: Vec<Job>) {
   }
   if !recoveries.is_empty() {
     let result = recover(conn, ctx, false);
-    recoveries.into_iter().for_each(|reply| drop(reply.send(result.clone())));
+    recoveries
+      .into_iter()
+      .for_each(|reply| drop(reply.send(result.clone())));
   }
 }
 
@@ -228,7 +238,11 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
             Ok(()) => {
               let token = next_token(previous, now);
               db::upsert_record(&tx, &id, token, &serde_json::to_string(&job.meta)?)?;
-              Ok(StoredRecord { id, token, meta: job.meta })
+              Ok(StoredRecord {
+                id,
+                token,
+                meta: job.meta,
+              })
             }
             Err(err) => {
               remove_temp(ctx, &job.temp_name);
@@ -246,7 +260,10 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
             touched_dirs.push(dir.to_owned());
           }
           db::delete_intent(&tx, seq)?;
-          outcomes.push(Outcome::Delete(reply, result.map(|file_removed| file_removed || record_removed)));
+          outcomes.push(Outcome::Delete(
+            reply,
+            result.map(|file_removed| file_removed || record_removed),
+          ));
         }
       }
     }
@@ -272,7 +289,12 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
 }
 
 /// Renames a temporary file to its final path, creating the prefix folder.
-fn put_in_place(ctx: &WriterContext, temp_name: &str, path: &std::path::Path, touched_dirs: &mut Vec<PathBuf>) -> Result<()> {
+fn put_in_place(
+  ctx: &WriterContext,
+  temp_name: &str,
+  path: &std::path::Path,
+  touched_dirs: &mut Vec<PathBuf>,
+) -> Result<()> {
   let dir = path.parent().expect("image paths have a parent");
   if !touched_dirs.iter().any(|known| known == dir) {
     std::fs::create_dir_all(dir)?;
