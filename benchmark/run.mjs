@@ -1,9 +1,9 @@
 // Benchmarks pixstore 3.2.1 and pixstore-native side by side in one run and
 // writes BENCHMARKS.md and benchmark/ratios.svg. `npm run bench -- --quick`
-// runs a reduced version. Needs wrk (apt-get install wrk) and, once, Python 3
+// runs a reduced version. It rebuilds the addon in release mode first. Needs wrk (apt-get install wrk) and, once, Python 3
 // with network access to PyPI (Pillow, in a venv under benchmark/.work) to make
 // the 5 MB JPEG.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, copyFileSync, readFileSync, writeFileSync, statSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -121,6 +121,8 @@ function check(target, ratio, nativeMedian) {
 }
 
 async function main() {
+  // Always measure the release build (npm run build:debug leaves a debug addon in place).
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' })
   ensureFixtures()
   const startedLoad = loadavg()
   const rows = []
@@ -178,7 +180,7 @@ function machine() {
   return [
     `CPU: ${cpu[0].model}, ${cpu.length} cores; memory ${Math.round(totalmem() / 2 ** 30)} GiB`,
     `Node ${process.version}; pixstore ${version('pixstore')} (better-sqlite3 ${version('better-sqlite3')}); pixstore-native ${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}`,
-    `wrk: ${execFileSync('wrk', ['-v']).toString().split('\n')[0].trim() || 'wrk'} (1 thread, 50 connections, ${wrkSeconds} s per run)`,
+    `${spawnSync('wrk', ['-v']).stdout.toString().split('\n')[0].trim()} (1 thread, 50 connections, ${wrkSeconds} s per run)`,
   ]
 }
 

@@ -17,7 +17,7 @@ mod writer;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -97,6 +97,8 @@ pub struct Store {
   jobs: Mutex<Option<mpsc::Sender<Job>>>,
   writer: Mutex<Option<JoinHandle<()>>>,
   temp_counter: AtomicU64,
+  /// Writes being encrypted now (the writer waits briefly for them to batch).
+  preparing: Arc<AtomicUsize>,
   _owner_lock: OwnerLock,
 }
 
@@ -127,9 +129,11 @@ impl Store {
     let record_reader = db::open(&location.database, location.durability)?;
     let (sender, receiver) = mpsc::channel();
     let writer_ctx = ctx.clone();
+    let preparing = Arc::new(AtomicUsize::new(0));
+    let writer_preparing = Arc::clone(&preparing);
     let writer = std::thread::Builder::new()
       .name("pixstore-writer".into())
-      .spawn(move || writer::run(write_conn, writer_ctx, receiver))?;
+      .spawn(move || writer::run(write_conn, writer_ctx, receiver, writer_preparing))?;
     Ok(Arc::new(Store {
       location,
       ctx,
@@ -138,6 +142,7 @@ impl Store {
       jobs: Mutex::new(Some(sender)),
       writer: Mutex::new(Some(writer)),
       temp_counter: AtomicU64::new(0),
+      preparing,
       _owner_lock: owner_lock,
     }))
   }
@@ -215,18 +220,27 @@ impl Store {
 
   async fn write(self: &Arc<Self>, target: WriteTarget, source: Plaintext, rules: ImageRules) -> Result<StoredRecord> {
     let store = Arc::clone(self);
-    let (temp_name, meta) = blocking(move || store.encrypt_to_temp(source, &rules)).await?;
     let (reply, response) = oneshot::channel();
-    let job = Job::Write(WriteJob {
-      target,
-      temp_name: temp_name.clone(),
-      meta,
-      reply,
-    });
-    if let Err(err) = self.submit(job) {
-      let _ = files::remove_if_exists(&self.ctx.temp_dir.join(temp_name));
-      return Err(err);
-    }
+    self.preparing.fetch_add(1, Ordering::AcqRel);
+    // Encrypt and queue in one blocking task, so the writer sees the count
+    // drop only once the job is in its queue.
+    let queued = blocking(move || {
+      let queued = store.encrypt_to_temp(source, &rules).and_then(|(temp_name, meta)| {
+        let job = Job::Write(WriteJob {
+          target,
+          temp_name: temp_name.clone(),
+          meta,
+          reply,
+        });
+        store.submit(job).inspect_err(|_| {
+          let _ = files::remove_if_exists(&store.ctx.temp_dir.join(temp_name));
+        })
+      });
+      store.preparing.fetch_sub(1, Ordering::AcqRel);
+      queued
+    })
+    .await;
+    queued?;
     response
       .await
       .map_err(|_| Error::internal("the store closed before the write finished"))?
@@ -261,9 +275,8 @@ impl Store {
       }
       bytes => Plaintext::Source(bytes),
     };
-    let store = Arc::clone(self);
-    let lookup = id.clone();
-    if !blocking(move || store.with_reader(|conn| Ok(db::record_token(conn, &lookup)?.is_some()))).await? {
+    // A short read: done in place rather than on the blocking pool.
+    if !self.with_reader(|conn| Ok(db::record_token(conn, &id)?.is_some()))? {
       return Err(Error::not_found(&id));
     }
     self.write(WriteTarget::Existing { id }, source, rules).await
@@ -279,61 +292,73 @@ impl Store {
   }
 
   /// Whether a (valid) id has a record or a file.
+  /// (A short read, done in place rather than on the blocking pool.)
   pub async fn exists(self: &Arc<Self>, id: String) -> Result<bool> {
-    let store = Arc::clone(self);
-    blocking(move || {
-      if store.with_reader(|conn| Ok(db::record_token(conn, &id)?.is_some()))? {
-        return Ok(true);
-      }
-      Ok(id::file_path(&store.ctx.root, &id).exists())
-    })
-    .await
+    if self.with_reader(|conn| Ok(db::record_token(conn, &id)?.is_some()))? {
+      return Ok(true);
+    }
+    Ok(id::file_path(&self.ctx.root, &id).exists())
   }
 
   /// The wire payload of a (valid) id for a client holding `client_token`:
   /// `Success`, `Updated` or `NotFound`, or `InternalError` on any failure.
+  /// The first attempt runs in place (a page-cache read in the common case);
+  /// only when a write gets in its way do the retries move to the blocking pool.
   pub async fn wire_payload(self: &Arc<Self>, id: String, client_token: Option<f64>) -> Vec<u8> {
-    let store = Arc::clone(self);
-    let payload = blocking(move || store.read_payload(&id, client_token)).await;
+    let payload = match self.read_payload_once(&id, client_token, false) {
+      Ok(Some(payload)) => Ok(payload),
+      Ok(None) => {
+        let store = Arc::clone(self);
+        blocking(move || store.read_payload(&id, client_token)).await
+      }
+      Err(err) => Err(err),
+    };
     payload.unwrap_or_else(|_| wire::state_only(WireState::InternalError))
   }
 
-  /// Reads a record and its file as one consistent pair (blocking).
-  fn read_payload(self: &Arc<Self>, id: &str, client_token: Option<f64>) -> Result<Vec<u8>> {
-    let path = id::file_path(&self.ctx.root, id);
+  /// Reads a record and its file as one consistent pair, retrying while writes
+  /// get in the way and settling dead instances' intents if they persist (blocking).
+  fn read_payload(&self, id: &str, client_token: Option<f64>) -> Result<Vec<u8>> {
     for attempt in 0..READ_ATTEMPTS {
       if attempt == READ_ATTEMPTS_BEFORE_RECOVERY {
         self.recover_now()?;
       }
-      let before = self.with_reader(|conn| db::id_state(conn, id))?;
-      let Some((token, meta_json)) = &before.record else {
-        return Ok(wire::state_only(WireState::NotFound));
-      };
-      let meta: ImageMeta = serde_json::from_str(meta_json)?;
-      let sealed = meta.decode()?;
-      let current = client_token == Some(*token as f64);
-      let mut file = match File::open(&path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == ErrorKind::NotFound && before.intents == 0 => {
-          return Err(Error::internal(format!("the file of {id} is missing")));
-        }
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-          backoff(attempt);
-          continue;
-        }
-        Err(err) => return Err(err.into()),
-      };
-      let length = file.metadata()?.len() as usize;
-      let mut payload = wire::image_header((!current).then_some((*token as u64, &sealed)), length);
-      let header_length = payload.len();
-      file.read_to_end(&mut payload)?;
-      let after = self.with_reader(|conn| db::id_state(conn, id))?;
-      if (after == before && before.intents == 0) || belongs_to(&payload[header_length..], &meta) {
+      if let Some(payload) = self.read_payload_once(id, client_token, true)? {
         return Ok(payload);
       }
       backoff(attempt);
     }
     Err(Error::internal(format!("no consistent version of {id} could be read")))
+  }
+
+  /// One attempt at a consistent (record, file) pair: the record, the file and
+  /// the record again; `None` when a write got in the way. With `check_tag`, a
+  /// pair that changed is still accepted when the file's GCM tag proves it
+  /// belongs to the record.
+  fn read_payload_once(&self, id: &str, client_token: Option<f64>, check_tag: bool) -> Result<Option<Vec<u8>>> {
+    let before = self.with_reader(|conn| db::id_state(conn, id))?;
+    let Some((token, meta_json)) = &before.record else {
+      return Ok(Some(wire::state_only(WireState::NotFound)));
+    };
+    let meta: ImageMeta = serde_json::from_str(meta_json)?;
+    let sealed = meta.decode()?;
+    let mut file = match File::open(id::file_path(&self.ctx.root, id)) {
+      Ok(file) => file,
+      Err(err) if err.kind() == ErrorKind::NotFound && before.intents == 0 => {
+        return Err(Error::internal(format!("the file of {id} is missing")));
+      }
+      Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+      Err(err) => return Err(err.into()),
+    };
+    let current = client_token == Some(*token as f64);
+    let length = file.metadata()?.len() as usize;
+    let mut payload = wire::image_header((!current).then_some((*token as u64, &sealed)), length);
+    let header_length = payload.len();
+    file.read_to_end(&mut payload)?;
+    let after = self.with_reader(|conn| db::id_state(conn, id))?;
+    let consistent =
+      (after == before && before.intents == 0) || (check_tag && belongs_to(&payload[header_length..], &meta));
+    Ok(consistent.then_some(payload))
   }
 
   /// Asks the writer to settle intents of dead store instances, and waits (blocking).
