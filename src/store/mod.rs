@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::Durability;
 use crate::crypto::{belongs_to, random_bytes, seal_in_place, ImageMeta};
@@ -99,6 +99,9 @@ pub struct Store {
   temp_counter: AtomicU64,
   /// Writes being encrypted now (the writer waits briefly for them to batch).
   preparing: Arc<AtomicUsize>,
+  /// Limits encryption to all cores but one, so the JS thread keeps a core and
+  /// only a few plaintext copies are alive at once.
+  encryption_slots: Semaphore,
   _owner_lock: OwnerLock,
 }
 
@@ -143,6 +146,7 @@ impl Store {
       writer: Mutex::new(Some(writer)),
       temp_counter: AtomicU64::new(0),
       preparing,
+      encryption_slots: Semaphore::new(encryption_parallelism()),
       _owner_lock: owner_lock,
     }))
   }
@@ -221,6 +225,11 @@ impl Store {
   async fn write(self: &Arc<Self>, target: WriteTarget, source: Plaintext, rules: ImageRules) -> Result<StoredRecord> {
     let store = Arc::clone(self);
     let (reply, response) = oneshot::channel();
+    let _slot = self
+      .encryption_slots
+      .acquire()
+      .await
+      .map_err(|_| Error::not_initialized())?;
     self.preparing.fetch_add(1, Ordering::AcqRel);
     // Encrypt and queue in one blocking task, so the writer sees the count
     // drop only once the job is in its queue.
@@ -393,6 +402,11 @@ fn format_byte(image: &[u8], rules: &ImageRules) -> Result<u8> {
     .and_then(|format| rules.formats.iter().position(|f| f == format))
     .map(|index| index as u8 + 1)
     .ok_or_else(Error::invalid_image)
+}
+
+/// How many writes are encrypted at once: every core but one (at least one).
+fn encryption_parallelism() -> usize {
+  std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
 }
 
 fn backoff(attempt: u32) {
