@@ -8,10 +8,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -73,24 +70,15 @@ pub enum Job {
   },
 }
 
-/// How long a batch waits for writes still being encrypted before it commits.
-const GATHER_TIMEOUT: Duration = Duration::from_micros(500);
-
-/// Runs the writer until every sender of `jobs` is gone. `preparing` counts
-/// writes being encrypted right now: a batch waits briefly for them, so
-/// concurrent writes share one commit instead of trickling in one by one.
-pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>, preparing: Arc<AtomicUsize>) {
+/// Runs the writer until every sender of `jobs` is gone: each batch is every
+/// job queued at that moment.
+pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>) {
   while let Ok(first) = jobs.recv() {
     let mut batch = vec![first];
-    let deadline = Instant::now() + GATHER_TIMEOUT;
     while batch.len() < MAX_BATCH {
       match jobs.try_recv() {
         Ok(job) => batch.push(job),
-        Err(_) if preparing.load(Ordering::Acquire) == 0 => break,
-        Err(_) => match jobs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-          Ok(job) => batch.push(job),
-          Err(_) => break,
-        },
+        Err(_) => break,
       }
     }
     run_batch(&mut conn, &ctx, batch);
