@@ -4,7 +4,7 @@
 // with network access to PyPI (Pillow, in a venv under benchmark/.work) to make
 // the 5 MB JPEG.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, rmSync, copyFileSync, readFileSync, writeFileSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
@@ -15,9 +15,9 @@ const here = new URL('.', import.meta.url).pathname
 const root = join(here, '..')
 const work = join(here, '.work')
 const fixtures = join(work, 'fixtures')
-const repetitions = quick ? 3 : 5
-const scale = quick ? 0.25 : 1
-const wrkSeconds = quick ? 3 : 10
+const repetitions = quick ? 2 : 5
+const scale = quick ? 0.2 : 1
+const wrkSeconds = quick ? 2 : 10
 const wrkRepetitions = quick ? 1 : 3
 
 function ensureFixtures() {
@@ -34,18 +34,17 @@ function ensureFixtures() {
   execFileSync(join(venv, 'bin/python'), [join(here, 'fixtures.py'), big], { stdio: 'inherit' })
 }
 
+// Stores of finished runs are removed only at the end: on a disk mounted with
+// online discard, deleting thousands of files slows the next run's writes.
+const runs = join(work, 'runs')
+
 function runWorker(library, measure, rep) {
-  const dir = join(work, 'runs', `${measure}-${library}-${rep}`)
-  rmSync(dir, { recursive: true, force: true })
-  try {
-    const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'worker.mjs'), library, measure, dir, fixtures, String(scale)], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    return JSON.parse(out.toString().trim().split('\n').pop()).value
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const dir = join(runs, `${measure}-${library}-${rep}`)
+  const out = execFileSync(process.execPath, [join(here, 'worker.mjs'), library, measure, dir, fixtures, String(scale)], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  return JSON.parse(out.toString().trim().split('\n').pop()).value
 }
 
 async function freePort() {
@@ -57,8 +56,7 @@ async function freePort() {
 }
 
 async function runWrk(library, fixture, match, rep) {
-  const dir = join(work, 'runs', `wrk-${library}-${fixture}-${match}-${rep}`)
-  rmSync(dir, { recursive: true, force: true })
+  const dir = join(runs, `wrk-${library}-${fixture}-${match}-${rep}`)
   mkdirSync(dir, { recursive: true })
   const port = await freePort()
   const server = spawn(process.execPath, [join(here, 'server.mjs'), library, dir, String(port), join(fixtures, fixture), '200'], {
@@ -79,7 +77,6 @@ async function runWrk(library, fixture, match, rep) {
     return { rps: Number(count) / wrkSeconds, p50: Number(p50) / 1000, p99: Number(p99) / 1000, mbps: Number(bytes) / wrkSeconds / 2 ** 20 }
   } finally {
     server.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -121,9 +118,13 @@ function check(target, ratio, nativeMedian) {
 }
 
 async function main() {
+  if (spawnSync('wrk', ['-v']).error) {
+    throw new Error('wrk is not installed: apt-get install wrk (Debian package), then run the benchmark again')
+  }
   // Always measure the release build (npm run build:debug leaves a debug addon in place).
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' })
   ensureFixtures()
+  rmSync(runs, { recursive: true, force: true })
   const startedLoad = loadavg()
   const rows = []
   for (const measure of MEASURES) {
@@ -172,6 +173,7 @@ async function main() {
     console.log(`${measure.name}: ${last.map((r) => `${r.name.split(': ')[1]} ${fmt(r.theirs.median)} → ${fmt(r.ours.median)}`).join(', ')}`)
   }
   writeReport(rows, startedLoad)
+  rmSync(runs, { recursive: true, force: true })
 }
 
 function machine() {
