@@ -125,6 +125,7 @@ async function main() {
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' })
   ensureFixtures()
   rmSync(runs, { recursive: true, force: true })
+  machine().forEach((line) => console.log(line))
   const startedLoad = loadavg()
   const rows = []
   for (const measure of MEASURES) {
