@@ -6,9 +6,6 @@ import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { deflateSync, crc32 } from 'node:zlib'
 import { createHash, webcrypto } from 'node:crypto'
-import { createRequire } from 'node:module'
-
-const require = createRequire(import.meta.url)
 
 /** A fresh temporary folder; `remove()` deletes it. */
 export function tempDir(prefix = 'pixstore-native-test-') {
@@ -85,7 +82,7 @@ const fromBase64 = (text) => Uint8Array.from(Buffer.from(text, 'base64'))
  * Decrypts like pixstore/frontend: Web Crypto AES-GCM over ciphertext ++ tag;
  * returns `{ formatByte, bytes }`.
  */
-export async function decryptLikeFrontend(encrypted, meta) {
+async function decryptLikeFrontend(encrypted, meta) {
   const key = await webcrypto.subtle.importKey('raw', fromBase64(meta.key), { name: 'AES-GCM' }, false, ['decrypt'])
   const tag = fromBase64(meta.tag)
   const combined = new Uint8Array(encrypted.byteLength + tag.byteLength)
@@ -119,4 +116,3 @@ export async function fetchPayload(baseUrl, record, { token = record.token, proo
 /** The pixstore@3.2.1 backend (npm), imported as its build requires. */
 export const loadPixstore = () => import('pixstore/backend/index.js')
 
-export { require }
