@@ -7,6 +7,19 @@ import { createServer } from 'node:net'
 import { deflateSync, crc32 } from 'node:zlib'
 import { createHash, webcrypto } from 'node:crypto'
 
+/**
+ * The command-line arguments of a child-process script, refusing to run
+ * without all of them (a missing folder would otherwise become the relative
+ * path `undefined/…`).
+ */
+export function scriptArgs(...names) {
+  const values = process.argv.slice(2, 2 + names.length)
+  if (values.length < names.length || values.some((value) => !value)) {
+    throw new Error(`usage: ${process.argv[1]} ${names.map((name) => `<${name}>`).join(' ')}`)
+  }
+  return values
+}
+
 /** A fresh temporary folder; `remove()` deletes it. */
 export function tempDir(prefix = 'pixstore-native-test-') {
   const path = mkdtempSync(join(tmpdir(), prefix))

@@ -4,9 +4,9 @@
 // a `begin` line before each call and an acknowledgement after it resolved.
 import { openSync, writeSync } from 'node:fs'
 import * as backend from 'pixstore-native/backend'
-import { makePng, sha256 } from '../helpers.mjs'
+import { makePng, sha256, scriptArgs } from '../helpers.mjs'
 
-const [storeDir, ackPath, seedText, durability] = process.argv.slice(2)
+const [storeDir, ackPath, seedText, durability] = scriptArgs('storeDir', 'ackPath', 'seed', 'durability')
 let seed = Number(seedText) >>> 0 || 1
 const random = () => {
   seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0

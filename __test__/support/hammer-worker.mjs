@@ -2,7 +2,7 @@
 // a read does not decrypt; used by concurrency.test.mjs in its own process and
 // as a child process on the same store.
 import * as backend from 'pixstore-native/backend'
-import { makePng, openPayload } from '../helpers.mjs'
+import { makePng, openPayload, scriptArgs } from '../helpers.mjs'
 
 export async function hammer(id, rounds, seedBase) {
   let reads = 0
@@ -21,7 +21,7 @@ export async function hammer(id, rounds, seedBase) {
 
 /** Run as a child process: `hammer-worker.mjs <storeDir> <id> <rounds>`. */
 if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const [storeDir, id, roundsText] = process.argv.slice(2)
+  const [storeDir, id, roundsText] = scriptArgs('storeDir', 'id', 'rounds')
   backend.initPixstoreBackend({
     imageRootDir: `${storeDir}/images`,
     databasePath: `${storeDir}/store.sqlite`,
