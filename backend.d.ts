@@ -12,16 +12,25 @@ export declare function initPixstoreBackend(config?: Partial<PixstoreBackendConf
 /** Stops the default endpoint (open requests finish) and closes the store. */
 export declare function closePixstoreBackend(): Promise<void>
 
-/** The image record with a fresh stateless proof, or null. Synchronous. */
+/**
+ * The image record with a fresh stateless proof, or null (also for an id that could
+ * not have been generated). Synchronous.
+ */
 export declare function getImageRecord(id: string): ImageRecord | null
 
-/** Encrypts and stores a new image; `dir` prefixes its id (`dir:key`). */
+/**
+ * Encrypts and stores a new image; `dir` prefixes its id (`dir:key`). The bytes are
+ * copied before this returns: the buffer may be reused, changed or freed at once.
+ */
 export declare function saveImage(buffer: Buffer | Uint8Array, dir?: string): Promise<ImageRecord | null>
 
 /** Reads an image file, encrypts and stores it as a new image. */
 export declare function saveImageFromFile(filePath: string, dir?: string): Promise<ImageRecord | null>
 
-/** Replaces the image of an existing id (PixstoreError `Image not found: <id>` if none). */
+/**
+ * Replaces the image of an existing id (PixstoreError `Image not found: <id>` if none,
+ * also for an id that could not have been generated). The bytes are copied before this returns.
+ */
 export declare function updateImage(id: string, buffer: Buffer | Uint8Array): Promise<ImageRecord | null>
 
 /** Replaces the image of an existing id with a file's content. */

@@ -2,8 +2,13 @@
 // pixstore-native/backend: the pixstore/backend API on top of the native addon.
 // Argument checks and error handling modes live here; the work happens in Rust.
 
+const { isUint8Array } = require('node:util').types
 const native = require('./index.js')
 const { PixstoreError, fromNative, handleSync, handleAsync, setErrorHandlingMode } = require('./lib/errors.js')
+
+// Checks here must hold for values from any realm: under Jest every test file
+// runs in a vm context whose Uint8Array, Error and Object are not Node's, so
+// `instanceof` is never used on what callers pass in.
 
 function requireId(id) {
   if (typeof id !== 'string') throw new PixstoreError('Invalid image id: expected a string')
@@ -11,7 +16,7 @@ function requireId(id) {
 }
 
 function requireImage(buffer) {
-  if (!(buffer instanceof Uint8Array)) {
+  if (!isUint8Array(buffer)) {
     throw new PixstoreError('Invalid image file: expected a Buffer or Uint8Array')
   }
   return buffer
@@ -30,6 +35,12 @@ function optionalDir(dir) {
   return dir
 }
 
+// Whether this instance of the module has initialized the backend. A fresh
+// instance (a new Jest test file, jest.resetModules) starts from the defaults,
+// as a fresh copy of pixstore's module would, even though the native backend
+// of this thread may still hold an earlier instance's configuration.
+let initialized = false
+
 /**
  * Validates and applies the configuration (merged over the current one), opens
  * the store and starts, stops or moves the default endpoint. Throws a plain
@@ -39,16 +50,15 @@ function initPixstoreBackend(config = {}) {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw new Error('initPixstoreBackend expects a configuration object')
   }
-  const overrides = {}
-  for (const [key, value] of Object.entries(config)) {
-    if (value !== undefined) overrides[key] = value
-  }
+  let applied
   try {
-    native.initPixstoreBackend(overrides)
+    applied = native.initPixstoreBackend(config, !initialized)
   } catch (error) {
     throw fromNative(error)
   }
-  if (overrides.errorHandlingMode !== undefined) setErrorHandlingMode(overrides.errorHandlingMode)
+  initialized = true
+  setErrorHandlingMode(applied.errorHandlingMode)
+  for (const warning of applied.warnings) console.warn(warning)
 }
 
 /** Stops the default endpoint (letting open requests finish) and closes the store. */

@@ -46,16 +46,27 @@ export interface ImageRecord {
   statelessProof: string
 }
 
-/** Applies a configuration (merged over the current one); see `PixstoreBackendConfig`. */
-export declare function initPixstoreBackend(config: any): void
+/** What `initPixstoreBackend` applied, for the JS layer. */
+export interface InitOutcome {
+  /** The error handling mode now in effect. */
+  errorHandlingMode: string
+  /** Warnings for `console.warn` (a store that opened read-only). */
+  warnings: Array<string>
+}
 
-/** Encrypts and stores a new image. */
+/**
+ * Applies a configuration merged over the current one, or over the defaults
+ * when `fromDefaults` (the first init of a JS module instance).
+ */
+export declare function initPixstoreBackend(config: Record<string, unknown>, fromDefaults: boolean): InitOutcome
+
+/** Encrypts and stores a new image. The bytes are copied before this returns. */
 export declare function saveImage(buffer: Uint8Array, dir?: string | undefined | null): Promise<ImageRecord>
 
 /** Reads, encrypts and stores a new image from a file. */
 export declare function saveImageFromFile(filePath: string, dir?: string | undefined | null): Promise<ImageRecord>
 
-/** Replaces an existing image. */
+/** Replaces an existing image. The bytes are copied before this returns. */
 export declare function updateImage(id: string, buffer: Uint8Array): Promise<ImageRecord>
 
 /** Replaces an existing image with a file's content. */

@@ -35,7 +35,10 @@ export interface PixstoreBackendConfig {
   imageFormats: readonly ImageFormat[]
   /** Folder of the encrypted files, relative to `process.cwd()`. Default `'pixstore-images'`. */
   imageRootDir: string
-  /** SQLite database path. Default `'./.pixstore.sqlite'`. */
+  /**
+   * SQLite database path. Default `'./.pixstore.sqlite'`. `':memory:'` is an in-memory
+   * database, as in pixstore: no file is written and every init starts empty.
+   */
   databasePath: string
   /** Proof window in ms, or -1 for proofs that never expire. Default `20000`. */
   statelessKeyWindowLength: number

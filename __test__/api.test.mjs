@@ -157,24 +157,34 @@ for (const [name, input, message] of badPaths) {
   })
 }
 
-const badIds = ['../escape', '..', 'a/b', 'a\\b', 'nul\0byte', 'a:b:c', 'UPPER', '', 'x'.repeat(10_000), 42]
+// Ids pixstore could never have generated behave like ids that do not exist
+// (SPEC, deliberate differences): lookups give null/false, updates "Image not
+// found" — and nothing reaches the disk or the database.
+const impossibleIds = [
+  '../escape', '..', 'a/b', 'a\\b', 'nul\0byte', 'a:b:c', 'UPPER', '', 'x'.repeat(10_000),
+  'backend-image-service:does-not-exist', '/etc/passwd', 'dir:../../x', 'a b', 'é', 'dir:',
+]
 
-for (const id of badIds) {
-  const shown = typeof id === 'string' ? JSON.stringify(id.slice(0, 20)) : String(id)
-  test(`every id-taking call refuses the id ${shown} before touching the disk`, async () => {
+for (const id of impossibleIds) {
+  test(`the impossible id ${JSON.stringify(id.slice(0, 40))} is simply absent, and nothing is touched`, async () => {
     const before = snapshot()
-    assert.throws(() => backend.getImageRecord(id), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
-    for (const call of [
-      () => backend.updateImage(id, png),
-      () => backend.updateImageFromFile(id, join(fixturesDir, 'tiny.png')),
-      () => backend.deleteImage(id),
-      () => backend.imageExists(id),
-    ]) {
-      await assert.rejects(call(), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
-    }
+    assert.equal(backend.getImageRecord(id), null)
+    assert.equal(await backend.imageExists(id), false)
+    assert.equal(await backend.deleteImage(id), false)
+    await assert.rejects(backend.updateImage(id, png), (err) => err instanceof PixstoreError && err.message === `Image not found: ${id}`)
+    await assert.rejects(backend.updateImageFromFile(id, join(fixturesDir, 'tiny.png')), { message: `Image not found: ${id}` })
+    // Like pixstore, the file is checked before the record.
+    await assert.rejects(backend.updateImageFromFile(id, textFile), { message: 'Invalid image file' })
     assert.deepEqual(snapshot(), before)
   })
 }
+
+test('an id that is not a string is refused as bad input', async () => {
+  assert.throws(() => backend.getImageRecord(42), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
+  for (const call of [() => backend.updateImage(42, png), () => backend.deleteImage({}), () => backend.imageExists(null)]) {
+    await assert.rejects(call(), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
+  }
+})
 
 test('a dir that would make an over-long id is refused', async () => {
   await assert.rejects(backend.saveImage(png, 'd'.repeat(500)), PixstoreError)
@@ -240,7 +250,7 @@ test("error mode 'hybrid': PixstoreError → console.warn + null + getLastPixsto
   assert.equal(warnings.length, 1)
   assert.ok(warnings[0][0] instanceof PixstoreError)
   assert.equal(getLastPixstoreError().message, 'Image not found: hybridmissing')
-  const sync = await capturingWarnings(() => backend.getImageRecord('a/b'))
+  const sync = await capturingWarnings(() => backend.getImageRecord(17))
   assert.equal(sync.result, null)
   assert.match(getLastPixstoreError().message, /Invalid image id/)
 
@@ -248,7 +258,7 @@ test("error mode 'hybrid': PixstoreError → console.warn + null + getLastPixsto
   mkdirSync(root, { recursive: true })
   writeFileSync(join(root, 'blocked'), 'a file, not a folder')
   await assert.rejects(backend.saveImage(png, 'blocked'), (err) => !(err instanceof PixstoreError) && err.code === 'PIXSTORE_INTERNAL')
-  assert.equal(getLastPixstoreError().message, 'Invalid image id: "a/b"', 'only PixstoreErrors are remembered')
+  assert.equal(getLastPixstoreError().message, 'Invalid image id: expected a string', 'only PixstoreErrors are remembered')
 })
 
 test("error mode 'warn' logs every error and returns null", async () => {
@@ -266,7 +276,7 @@ test("error mode 'silent' returns null without a word", async () => {
   const { result, warnings } = await capturingWarnings(() => backend.updateImage('silentmissing', png))
   assert.equal(result, null)
   assert.equal(warnings.length, 0)
-  assert.equal((await capturingWarnings(() => backend.getImageRecord('..'))).result, null)
+  assert.equal((await capturingWarnings(() => backend.getImageRecord(17))).result, null)
 })
 
 test("error mode 'custom' hands errors to the handler, and throws without one", async () => {
@@ -275,28 +285,35 @@ test("error mode 'custom' hands errors to the handler, and throws without one", 
   setCustomErrorHandler((err) => seen.push(err))
   try {
     assert.equal(await backend.updateImage('custommissing', png), null)
-    assert.equal(backend.getImageRecord('a:b:c'), null)
+    assert.equal(backend.getImageRecord(17), null)
     assert.equal(seen.length, 2)
     assert.ok(seen.every((err) => err instanceof PixstoreError))
   } finally {
     setCustomErrorHandler(undefined)
   }
   await assert.rejects(backend.updateImage('custommissing', png), { message: 'Custom error handler is not set' })
-  assert.throws(() => backend.getImageRecord('a:b:c'), { message: 'Custom error handler is not set' })
+  assert.throws(() => backend.getImageRecord(17), { message: 'Custom error handler is not set' })
 })
 
 test("error mode 'throw' throws PixstoreErrors", async () => {
-  await assert.rejects(backend.deleteImage('a/b'), PixstoreError)
-  assert.throws(() => backend.getImageRecord('a/b'), PixstoreError)
+  await assert.rejects(backend.updateImage('a/b', png), PixstoreError)
+  assert.throws(() => backend.getImageRecord(17), PixstoreError)
 })
 
+const PORT_MESSAGE = (key) => `${key} must be an integer between 1 and 65535`
+const WINDOW_MESSAGE = 'statelessKeyWindowLength must be a positive integer (milliseconds) or -1 for non-expiring proof'
 const badConfigs = [
-  [{ defaultEndpointListenPort: 0 }, 'defaultEndpointListenPort must be an integer between 1 and 65535'],
-  [{ defaultEndpointListenPort: 70000 }, 'defaultEndpointListenPort must be an integer between 1 and 65535'],
-  [{ defaultEndpointListenPort: 3000.5 }, 'defaultEndpointListenPort must be an integer between 1 and 65535'],
-  [{ statelessKeyWindowLength: 0 }, 'statelessKeyWindowLength must be a positive integer (milliseconds) or -1 for non-expiring proof'],
-  [{ statelessKeyWindowLength: -5 }, 'statelessKeyWindowLength must be a positive integer (milliseconds) or -1 for non-expiring proof'],
+  [{ defaultEndpointListenPort: 0 }, PORT_MESSAGE('defaultEndpointListenPort')],
+  [{ defaultEndpointListenPort: 70000 }, PORT_MESSAGE('defaultEndpointListenPort')],
+  [{ defaultEndpointListenPort: 3000.5 }, PORT_MESSAGE('defaultEndpointListenPort')],
+  [{ defaultEndpointConnectPort: 0 }, PORT_MESSAGE('defaultEndpointConnectPort')],
+  [{ statelessKeyWindowLength: 0 }, WINDOW_MESSAGE],
+  [{ statelessKeyWindowLength: -5 }, WINDOW_MESSAGE],
   [{ imageRootDir: '   ' }, 'imageRootDir cannot be empty'],
+  [{ imageRootDir: '\uFEFF\u00A0' }, 'imageRootDir cannot be empty'],
+  [{ imageStoreName: ' ' }, 'imageStoreName cannot be empty'],
+  [{ frontendImageCacheLimit: 10 }, 'frontendCleanupBatch must be smaller than frontendImageCacheLimit'],
+  [{ frontendImageCacheLimit: 100, frontendCleanupBatch: 100 }, 'frontendCleanupBatch must be smaller than frontendImageCacheLimit'],
   [{ imageFormats: [] }, /imageFormats must be a non-empty array/],
   [{ imageFormats: ['png', 'exe'] }, /imageFormats must be a non-empty array/],
   [{ errorHandlingMode: 'loud' }, /errorHandlingMode must be one of/],
@@ -305,14 +322,46 @@ const badConfigs = [
   [{ defaultEndpointRoute: 'no-slash' }, /defaultEndpointRoute must start with/],
 ]
 
-for (const [config, message] of badConfigs) {
-  test(`initPixstoreBackend(${JSON.stringify(config)}) throws a plain Error and changes nothing`, async () => {
-    assert.throws(() => backend.initPixstoreBackend({ ...config, databasePath: join(dir.path, 'other.sqlite') }), (err) =>
+// Every key with every kind of wrong value gets its own message (the
+// reference's where it has one), never a conversion error.
+const messageOf = {
+  imageFormats: /^imageFormats must be a non-empty array/,
+  imageRootDir: /^imageRootDir (must be a string|cannot be empty)$/,
+  imageStoreName: /^imageStoreName (must be a string|cannot be empty)$/,
+  databasePath: /^databasePath (must be a string|cannot be empty)$/,
+  statelessKeyWindowLength: WINDOW_MESSAGE,
+  defaultEndpointEnabled: 'defaultEndpointEnabled must be a boolean',
+  defaultEndpointListenHost: /^defaultEndpointListenHost (must be a string|cannot be empty)$/,
+  defaultEndpointListenPort: PORT_MESSAGE('defaultEndpointListenPort'),
+  defaultEndpointConnectPort: PORT_MESSAGE('defaultEndpointConnectPort'),
+  defaultEndpointRoute: /^defaultEndpointRoute (must be a string|must start with '\/')/,
+  accessControlAllowOrigin: /^accessControlAllowOrigin (must be a string|must be a non-empty header value)$/,
+  errorHandlingMode: /^errorHandlingMode must be one of hybrid, throw, warn, silent, custom$/,
+  maxImageBytes: 'maxImageBytes must be a positive integer',
+  durability: "durability must be 'process' or 'fsync'",
+}
+const wrongValues = [['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity], ['null', null], ['an object', { a: 1 }],
+  ['an array', [1]], ['a function', () => 1], ['a symbol', Symbol('s')], ['a bigint', 10n], ['true', true]]
+for (const [key, message] of Object.entries(messageOf)) {
+  const numeric = ['statelessKeyWindowLength', 'defaultEndpointListenPort', 'defaultEndpointConnectPort', 'maxImageBytes'].includes(key)
+  const stringy = numeric ? [['a numeric string', '3001']] : [['a number', 3001]]
+  const boolean = key === 'defaultEndpointEnabled'
+  for (const [name, value] of [...wrongValues, ...stringy, ...(boolean ? [['a string', 'true']] : [])]) {
+    if (boolean && value === true) continue
+    if (key === 'imageFormats' && name === 'an array') continue // [1] is refused below with the same message
+    badConfigs.push([{ [key]: value }, message, `${key}: ${name}`])
+  }
+}
+badConfigs.push([{ imageFormats: [1] }, messageOf.imageFormats], [{ imageFormats: [NaN] }, messageOf.imageFormats])
+
+for (const [config, message, name = JSON.stringify(config)] of badConfigs) {
+  test(`initPixstoreBackend(${name}) throws a plain Error with its message and changes nothing`, async () => {
+    assert.throws(() => backend.initPixstoreBackend({ databasePath: join(dir.path, 'other.sqlite'), ...config }), (err) =>
       !(err instanceof PixstoreError) && (typeof message === 'string' ? err.message === message : message.test(err.message)))
     // Still the old store and the old mode ('throw').
     const record = await backend.saveImage(png)
     assert.ok(rows().some((r) => r.id === record.id))
-    assert.throws(() => backend.getImageRecord('a/b'), PixstoreError)
+    assert.throws(() => backend.getImageRecord(17), PixstoreError)
   })
 }
 

@@ -19,9 +19,15 @@ const state = {
 
 const NATIVE_TAG = /^\[(PIXSTORE_ERROR|PIXSTORE_CONFIG|PIXSTORE_INTERNAL)\] ([\s\S]*)$/
 
-/** Turns an error thrown by the addon into the error the user sees. */
+/**
+ * Turns an error thrown by the addon into the error the user sees. The addon's
+ * errors belong to Node's own realm, which is not the caller's under Jest
+ * (each test file runs in a vm context), so they are recognised by their
+ * message, never by `instanceof`; the errors returned are of this module's realm.
+ */
 function fromNative(error) {
-  const match = error instanceof Error ? NATIVE_TAG.exec(error.message) : null
+  const text = error !== null && typeof error === 'object' ? error.message : undefined
+  const match = typeof text === 'string' ? NATIVE_TAG.exec(text) : null
   if (!match) return error
   const [, code, message] = match
   if (code === 'PIXSTORE_ERROR') return new PixstoreError(message)

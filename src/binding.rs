@@ -1,19 +1,22 @@
-//! The napi surface: converts JS arguments, runs the service off the JS
-//! thread for async calls, and turns core errors into JS errors tagged with
-//! their kind (`PIXSTORE_ERROR`, `PIXSTORE_CONFIG`, `PIXSTORE_INTERNAL`); the
-//! hand-written JS layer maps those to classes.
+//! The napi surface: gives each JS environment (the main thread, each
+//! `worker_thread`) a backend of its own, converts JS arguments (copying
+//! image bytes out of JS memory before the call returns), runs the service
+//! off the JS thread for async calls, and turns core errors into JS errors
+//! tagged with their kind (`PIXSTORE_ERROR`, `PIXSTORE_CONFIG`,
+//! `PIXSTORE_INTERNAL`); the hand-written JS layer maps those to classes.
 
-use std::sync::{Arc, LazyLock};
+use std::ptr;
+use std::sync::Arc;
 
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, Uint8Array};
+use napi::bindgen_prelude::{
+  within_runtime_if_available, Buffer, FromNapiValue, PromiseRaw, TypeName, ValidateNapiValue,
+};
+use napi::{sys, Env, ValueType};
 use napi_derive::napi;
-use serde_json::Value;
 
+use crate::config::ConfigValue;
 use crate::error::{Error, ErrorKind};
 use crate::service::{ImageRecord, Pixstore};
-use crate::store::ImageSource;
-
-static PIXSTORE: LazyLock<Arc<Pixstore>> = LazyLock::new(Default::default);
 
 /// The code the JS layer reads off an error message's `[CODE] ` prefix.
 /// (napi-rs only carries its own `Status` as `error.code` out of exported
@@ -28,6 +31,21 @@ fn code_of(kind: ErrorKind) -> &'static str {
 
 fn to_js(err: Error) -> napi::Error {
   napi::Error::from_reason(format!("[{}] {}", code_of(err.kind), err.message))
+}
+
+/// The backend of the calling JS environment, created on first use. pixstore
+/// keeps its state in module variables, which every environment has its own
+/// copy of; so does this, through napi instance data, and the environment's
+/// cleanup hook closes it when the environment ends (a worker exiting, with
+/// its endpoint running or writes in flight), leaving every other one as it is.
+fn backend(env: &Env) -> napi::Result<Arc<Pixstore>> {
+  if let Some(backend) = env.get_instance_data::<Arc<Pixstore>>()? {
+    return Ok(Arc::clone(backend));
+  }
+  let backend = Arc::new(Pixstore::default());
+  env.set_instance_data(Arc::clone(&backend), (), |_| {})?;
+  env.add_env_cleanup_hook(Arc::clone(&backend), |backend| backend.close_blocking())?;
+  Ok(backend)
 }
 
 /// Decryption meta of an image (standard base64).
@@ -69,94 +87,221 @@ impl From<ImageRecord> for JsImageRecord {
   }
 }
 
-/// Applies a configuration (merged over the current one); see `PixstoreBackendConfig`.
-#[napi]
-pub fn init_pixstore_backend(config: Value) -> napi::Result<()> {
-  let Value::Object(overrides) = config else {
-    return Err(to_js(Error::config("the configuration must be an object")));
-  };
+/// The own enumerable keys of a configuration object and their values, read
+/// without a detour through JSON (which cannot carry `NaN` or `Infinity`).
+pub struct JsConfig(Vec<(String, ConfigValue)>);
+
+/// How deep a configuration value may nest (`objectStore` is one level).
+const MAX_CONFIG_DEPTH: u32 = 8;
+
+/// Reads any JS value as a [`ConfigValue`]; `None` for `undefined` (an absent key).
+///
+/// # Safety
+/// `env` and `value` must be valid for the current callback.
+unsafe fn config_value(env: sys::napi_env, value: sys::napi_value, depth: u32) -> napi::Result<Option<ConfigValue>> {
+  let kind = napi::type_of!(env, value)?;
+  Ok(Some(match kind {
+    ValueType::Undefined => return Ok(None),
+    ValueType::Null => ConfigValue::Null,
+    ValueType::Boolean => ConfigValue::Bool(bool::from_napi_value(env, value)?),
+    ValueType::Number => ConfigValue::Number(f64::from_napi_value(env, value)?),
+    ValueType::String => ConfigValue::String(String::from_napi_value(env, value)?),
+    ValueType::Object if depth > 0 => {
+      let mut is_array = false;
+      napi::check_status!(sys::napi_is_array(env, value, &mut is_array))?;
+      if is_array {
+        let mut length = 0;
+        napi::check_status!(sys::napi_get_array_length(env, value, &mut length))?;
+        let mut items = Vec::with_capacity(length as usize);
+        for index in 0..length {
+          let mut item = ptr::null_mut();
+          napi::check_status!(sys::napi_get_element(env, value, index, &mut item))?;
+          items.push(config_value(env, item, depth - 1)?.unwrap_or(ConfigValue::Other("undefined")));
+        }
+        ConfigValue::Array(items)
+      } else {
+        ConfigValue::Object(config_entries(env, value, depth - 1)?)
+      }
+    }
+    ValueType::Object => ConfigValue::Other("object"),
+    ValueType::Function => ConfigValue::Other("function"),
+    ValueType::Symbol => ConfigValue::Other("symbol"),
+    ValueType::BigInt => ConfigValue::Other("bigint"),
+    _ => ConfigValue::Other("external"),
+  }))
+}
+
+/// The own enumerable string keys of `object` with their values; keys whose value is `undefined` are left out.
+///
+/// # Safety
+/// `env` and `object` must be valid for the current callback, `object` an object.
+unsafe fn config_entries(
+  env: sys::napi_env,
+  object: sys::napi_value,
+  depth: u32,
+) -> napi::Result<Vec<(String, ConfigValue)>> {
+  let mut keys = ptr::null_mut();
+  napi::check_status!(sys::napi_get_all_property_names(
+    env,
+    object,
+    sys::KeyCollectionMode::own_only,
+    sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+    sys::KeyConversion::numbers_to_strings,
+    &mut keys,
+  ))?;
+  let mut count = 0;
+  napi::check_status!(sys::napi_get_array_length(env, keys, &mut count))?;
+  let mut entries = Vec::with_capacity(count as usize);
+  for index in 0..count {
+    let mut key = ptr::null_mut();
+    napi::check_status!(sys::napi_get_element(env, keys, index, &mut key))?;
+    let mut value = ptr::null_mut();
+    napi::check_status!(sys::napi_get_property(env, object, key, &mut value))?;
+    if let Some(value) = config_value(env, value, depth)? {
+      entries.push((String::from_napi_value(env, key)?, value));
+    }
+  }
+  Ok(entries)
+}
+
+impl FromNapiValue for JsConfig {
+  unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+    Ok(JsConfig(config_entries(env, value, MAX_CONFIG_DEPTH)?))
+  }
+}
+
+impl TypeName for JsConfig {
+  fn type_name() -> &'static str {
+    "PixstoreBackendConfig"
+  }
+
+  fn value_type() -> ValueType {
+    ValueType::Object
+  }
+}
+
+impl ValidateNapiValue for JsConfig {}
+
+/// What `initPixstoreBackend` applied, for the JS layer.
+#[napi(object)]
+pub struct InitOutcome {
+  /// The error handling mode now in effect.
+  pub error_handling_mode: String,
+  /// Warnings for `console.warn` (a store that opened read-only).
+  pub warnings: Vec<String>,
+}
+
+/// Applies a configuration merged over the current one, or over the defaults
+/// when `fromDefaults` (the first init of a JS module instance).
+#[napi(ts_args_type = "config: Record<string, unknown>, fromDefaults: boolean")]
+pub fn init_pixstore_backend(env: &Env, config: JsConfig, from_defaults: bool) -> napi::Result<InitOutcome> {
   let cwd = std::env::current_dir().map_err(|err| to_js(err.into()))?;
   let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
-  PIXSTORE.init(&overrides, &runtime, &cwd).map_err(to_js)
+  let applied = backend(env)?
+    .init(&config.0, from_defaults, &runtime, &cwd)
+    .map_err(to_js)?;
+  Ok(InitOutcome {
+    error_handling_mode: applied.config.error_handling_mode.clone(),
+    warnings: applied.warnings,
+  })
 }
 
 /// Stops the endpoint and closes the store.
-#[napi]
-pub async fn close_pixstore_backend() {
-  PIXSTORE.close().await
+#[napi(ts_return_type = "Promise<void>")]
+pub fn close_pixstore_backend(env: &Env) -> napi::Result<PromiseRaw<'_, ()>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move {
+    backend.close().await;
+    Ok(())
+  })
 }
 
 /// The record of an image, or null (synchronous).
 #[napi]
-pub fn get_image_record(id: String) -> napi::Result<Option<JsImageRecord>> {
-  PIXSTORE
+pub fn get_image_record(env: &Env, id: String) -> napi::Result<Option<JsImageRecord>> {
+  backend(env)?
     .image_record(&id)
     .map(|record| record.map(Into::into))
     .map_err(to_js)
 }
 
-/// Encrypts and stores a new image.
-#[napi]
-pub async fn save_image(buffer: Uint8Array, dir: Option<String>) -> napi::Result<JsImageRecord> {
-  PIXSTORE
-    .save_image(ImageSource::Bytes(Box::new(buffer)), dir)
-    .await
-    .map(Into::into)
-    .map_err(to_js)
+/// Encrypts and stores a new image. The bytes are copied before this returns.
+#[napi(ts_return_type = "Promise<ImageRecord>")]
+pub fn save_image<'env>(
+  env: &'env Env,
+  buffer: &[u8],
+  dir: Option<String>,
+) -> napi::Result<PromiseRaw<'env, JsImageRecord>> {
+  let backend = backend(env)?;
+  let image = backend.copy_image(buffer);
+  env.spawn_future(async move {
+    let record = backend.save_image(image.map_err(to_js)?, dir).await;
+    record.map(Into::into).map_err(to_js)
+  })
 }
 
 /// Reads, encrypts and stores a new image from a file.
-#[napi]
-pub async fn save_image_from_file(file_path: String, dir: Option<String>) -> napi::Result<JsImageRecord> {
-  PIXSTORE
-    .save_image(ImageSource::File(file_path.into()), dir)
-    .await
-    .map(Into::into)
-    .map_err(to_js)
+#[napi(ts_return_type = "Promise<ImageRecord>")]
+pub fn save_image_from_file(
+  env: &Env,
+  file_path: String,
+  dir: Option<String>,
+) -> napi::Result<PromiseRaw<'_, JsImageRecord>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move {
+    let record = backend.save_image_from_file(file_path.into(), dir).await;
+    record.map(Into::into).map_err(to_js)
+  })
 }
 
-/// Replaces an existing image.
-#[napi]
-pub async fn update_image(id: String, buffer: Uint8Array) -> napi::Result<JsImageRecord> {
-  PIXSTORE
-    .update_image(id, ImageSource::Bytes(Box::new(buffer)))
-    .await
-    .map(Into::into)
-    .map_err(to_js)
+/// Replaces an existing image. The bytes are copied before this returns.
+#[napi(ts_return_type = "Promise<ImageRecord>")]
+pub fn update_image<'env>(env: &'env Env, id: String, buffer: &[u8]) -> napi::Result<PromiseRaw<'env, JsImageRecord>> {
+  let backend = backend(env)?;
+  let image = backend.copy_image(buffer);
+  env.spawn_future(async move {
+    let record = backend.update_image(id, image.map_err(to_js)?).await;
+    record.map(Into::into).map_err(to_js)
+  })
 }
 
 /// Replaces an existing image with a file's content.
-#[napi]
-pub async fn update_image_from_file(id: String, file_path: String) -> napi::Result<JsImageRecord> {
-  PIXSTORE
-    .update_image(id, ImageSource::File(file_path.into()))
-    .await
-    .map(Into::into)
-    .map_err(to_js)
+#[napi(ts_return_type = "Promise<ImageRecord>")]
+pub fn update_image_from_file(env: &Env, id: String, file_path: String) -> napi::Result<PromiseRaw<'_, JsImageRecord>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move {
+    let record = backend.update_image_from_file(id, file_path.into()).await;
+    record.map(Into::into).map_err(to_js)
+  })
 }
 
 /// Deletes an image; true if its file or record existed.
-#[napi]
-pub async fn delete_image(id: String) -> napi::Result<bool> {
-  PIXSTORE.delete_image(id).await.map_err(to_js)
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn delete_image(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, bool>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move { backend.delete_image(id).await.map_err(to_js) })
 }
 
 /// Whether an image's file or record exists.
-#[napi]
-pub async fn image_exists(id: String) -> napi::Result<bool> {
-  PIXSTORE.image_exists(id).await.map_err(to_js)
+#[napi(ts_return_type = "Promise<boolean>")]
+pub fn image_exists(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, bool>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move { backend.image_exists(id).await.map_err(to_js) })
 }
 
 /// The wire payload for a custom endpoint.
-#[napi]
-pub async fn custom_endpoint_helper(
+#[napi(ts_return_type = "Promise<Buffer>")]
+pub fn custom_endpoint_helper(
+  env: &Env,
   image_id: Option<String>,
   client_token: Option<f64>,
   stateless_proof: Option<String>,
-) -> napi::Result<Buffer> {
-  PIXSTORE
-    .custom_endpoint_payload(image_id, client_token, stateless_proof)
-    .await
-    .map(Buffer::from)
-    .map_err(to_js)
+) -> napi::Result<PromiseRaw<'_, Buffer>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move {
+    let payload = backend
+      .custom_endpoint_payload(image_id, client_token, stateless_proof)
+      .await;
+    payload.map(Buffer::from).map_err(to_js)
+  })
 }

@@ -4,9 +4,78 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
-
 use crate::error::{Error, Result};
+
+/// A configuration value exactly as JavaScript passed it: numbers stay `f64`
+/// (`NaN` and `±Infinity` included, so they get the key's own message rather
+/// than a conversion error), and values no key accepts (functions, symbols,
+/// bigints, nesting too deep) are kept as [`ConfigValue::Other`] with their type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigValue {
+  /// `null`.
+  Null,
+  /// A boolean.
+  Bool(bool),
+  /// A number, possibly non-finite.
+  Number(f64),
+  /// A string.
+  String(String),
+  /// An array.
+  Array(Vec<ConfigValue>),
+  /// A plain object: its own enumerable keys in order.
+  Object(Vec<(String, ConfigValue)>),
+  /// Anything else, by its JavaScript type name.
+  Other(&'static str),
+}
+
+impl ConfigValue {
+  /// The string, if this is one.
+  pub fn as_str(&self) -> Option<&str> {
+    match self {
+      ConfigValue::String(text) => Some(text),
+      _ => None,
+    }
+  }
+
+  /// The number, if this is one (possibly non-finite).
+  pub fn as_f64(&self) -> Option<f64> {
+    match self {
+      ConfigValue::Number(number) => Some(*number),
+      _ => None,
+    }
+  }
+
+  /// The boolean, if this is one.
+  pub fn as_bool(&self) -> Option<bool> {
+    match self {
+      ConfigValue::Bool(flag) => Some(*flag),
+      _ => None,
+    }
+  }
+
+  /// The items, if this is an array.
+  pub fn as_array(&self) -> Option<&[ConfigValue]> {
+    match self {
+      ConfigValue::Array(items) => Some(items),
+      _ => None,
+    }
+  }
+}
+
+/// JSON values (configuration files of the command-line tool, unit tests).
+impl From<serde_json::Value> for ConfigValue {
+  fn from(value: serde_json::Value) -> Self {
+    use serde_json::Value;
+    match value {
+      Value::Null => ConfigValue::Null,
+      Value::Bool(flag) => ConfigValue::Bool(flag),
+      Value::Number(number) => ConfigValue::Number(number.as_f64().unwrap_or(f64::NAN)),
+      Value::String(text) => ConfigValue::String(text),
+      Value::Array(items) => ConfigValue::Array(items.into_iter().map(Into::into).collect()),
+      Value::Object(entries) => ConfigValue::Object(entries.into_iter().map(|(k, v)| (k, v.into())).collect()),
+    }
+  }
+}
 
 /// Every format name the `ImageFormat` type of pixstore allows.
 const KNOWN_FORMATS: &[&str] = &[
@@ -56,6 +125,8 @@ pub struct Config {
   pub max_image_bytes: u64,
   /// Durability of writes.
   pub durability: Durability,
+  /// The frontend keys the reference validates here too.
+  frontend: FrontendLimits,
 }
 
 impl Default for Config {
@@ -73,35 +144,101 @@ impl Default for Config {
       error_handling_mode: "hybrid".into(),
       max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
       durability: Durability::Process,
+      frontend: FrontendLimits::default(),
     }
   }
 }
 
-fn string_value(key: &str, value: &Value) -> Result<String> {
+fn string_value(key: &str, value: &ConfigValue) -> Result<String> {
   value
     .as_str()
     .map(String::from)
     .ok_or_else(|| Error::config(format!("{key} must be a string")))
 }
 
-fn non_blank_string(key: &str, value: &Value) -> Result<String> {
+/// Whether `c` is removed by JavaScript's `String.prototype.trim` (WhiteSpace
+/// and LineTerminator of ECMA-262, which differ from Rust's `char::is_whitespace`).
+fn is_js_whitespace(c: char) -> bool {
+  matches!(
+    c,
+    '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+      ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+  )
+}
+
+/// A string that is not blank after JavaScript's `trim()`: the reference's
+/// `<key> cannot be empty` otherwise.
+fn non_blank_string(key: &str, value: &ConfigValue) -> Result<String> {
   let text = string_value(key, value)?;
-  if text.trim().is_empty() {
+  if text.trim_matches(is_js_whitespace).is_empty() {
     return Err(Error::config(format!("{key} cannot be empty")));
   }
   Ok(text)
 }
 
+/// A port as the reference checks it: `Number.isInteger(port)` and 1..=65535.
+fn port(key: &str, value: &ConfigValue) -> Result<u16> {
+  value
+    .as_f64()
+    .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p))
+    .map(|p| p as u16)
+    .ok_or_else(|| Error::config(format!("{key} must be an integer between 1 and 65535")))
+}
+
+/// Frontend keys of a shared pixstore config that the reference validates in
+/// `initPixstoreBackend` too (its `validateConfig`); kept only for that check.
+#[derive(Debug, Clone, PartialEq)]
+struct FrontendLimits {
+  image_cache_limit: ConfigValue,
+  cleanup_batch: ConfigValue,
+}
+
+impl Default for FrontendLimits {
+  fn default() -> Self {
+    // The reference's documented (non-test) defaults.
+    FrontendLimits {
+      image_cache_limit: ConfigValue::Number(1000.0),
+      cleanup_batch: ConfigValue::Number(50.0),
+    }
+  }
+}
+
 impl Config {
-  /// Returns this config with `overrides` (a JS object of config keys) merged
-  /// over it, or the first validation error. Unknown keys (frontend keys of a
-  /// shared pixstore config, for instance) are ignored.
-  pub fn merged(&self, overrides: &Map<String, Value>) -> Result<Config> {
+  /// Returns this config with `overrides` (the own keys of a JS object, values
+  /// that are `undefined` already left out) merged over it, or the first
+  /// validation error. Keys and messages follow the reference's
+  /// `validateConfig` where it has one (`imageRootDir`, `imageStoreName`, the
+  /// two ports, `statelessKeyWindowLength`, `frontendCleanupBatch` against
+  /// `frontendImageCacheLimit`); other keys get messages of the same style.
+  /// Unknown keys (frontend keys of a shared config) are ignored.
+  pub fn merged(&self, overrides: &[(String, ConfigValue)]) -> Result<Config> {
     let mut next = self.clone();
+    // `config.key ?? current`, as the reference reads these two.
+    let lookup = |name: &str| {
+      overrides
+        .iter()
+        .find(|(key, value)| key == name && *value != ConfigValue::Null)
+        .map(|(_, value)| value)
+    };
+    // The reference checks the cleanup batch against the cache limit first.
+    let limit = lookup("frontendImageCacheLimit").unwrap_or(&self.frontend.image_cache_limit);
+    let batch = lookup("frontendCleanupBatch").unwrap_or(&self.frontend.cleanup_batch);
+    if let (Some(limit), Some(batch)) = (limit.as_f64(), batch.as_f64()) {
+      if batch >= limit {
+        return Err(Error::config(
+          "frontendCleanupBatch must be smaller than frontendImageCacheLimit",
+        ));
+      }
+    }
+    next.frontend.image_cache_limit = limit.clone();
+    next.frontend.cleanup_batch = batch.clone();
     for (key, value) in overrides {
       match key.as_str() {
         "imageFormats" => next.image_formats = parse_formats(value)?,
         "imageRootDir" => next.image_root_dir = non_blank_string(key, value)?,
+        "imageStoreName" => {
+          non_blank_string(key, value)?;
+        }
         "databasePath" => next.database_path = non_blank_string(key, value)?,
         "statelessKeyWindowLength" => {
           let window = value.as_f64().filter(|v| *v == -1.0 || (v.is_finite() && *v > 0.0));
@@ -117,13 +254,9 @@ impl Config {
             .ok_or_else(|| Error::config("defaultEndpointEnabled must be a boolean"))?;
         }
         "defaultEndpointListenHost" => next.default_endpoint_listen_host = non_blank_string(key, value)?,
-        "defaultEndpointListenPort" => {
-          let port = value
-            .as_f64()
-            .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p));
-          next.default_endpoint_listen_port = port
-            .ok_or_else(|| Error::config("defaultEndpointListenPort must be an integer between 1 and 65535"))?
-            as u16;
+        "defaultEndpointListenPort" => next.default_endpoint_listen_port = port(key, value)?,
+        "defaultEndpointConnectPort" => {
+          port(key, value)?;
         }
         "defaultEndpointRoute" => {
           let route = string_value(key, value)?;
@@ -144,14 +277,15 @@ impl Config {
           next.access_control_allow_origin = origin;
         }
         "errorHandlingMode" => {
-          let mode = string_value(key, value)?;
-          if !ERROR_HANDLING_MODES.contains(&mode.as_str()) {
-            return Err(Error::config(format!(
-              "errorHandlingMode must be one of {}",
-              ERROR_HANDLING_MODES.join(", ")
-            )));
-          }
-          next.error_handling_mode = mode;
+          let mode = value.as_str().filter(|mode| ERROR_HANDLING_MODES.contains(mode));
+          next.error_handling_mode = mode
+            .ok_or_else(|| {
+              Error::config(format!(
+                "errorHandlingMode must be one of {}",
+                ERROR_HANDLING_MODES.join(", ")
+              ))
+            })?
+            .to_string();
         }
         "maxImageBytes" => {
           let max = value
@@ -183,7 +317,7 @@ impl Config {
   }
 }
 
-fn parse_formats(value: &Value) -> Result<Vec<String>> {
+fn parse_formats(value: &ConfigValue) -> Result<Vec<String>> {
   let invalid = || {
     Error::config(format!(
       "imageFormats must be a non-empty array of distinct image formats ({})",
@@ -213,8 +347,15 @@ mod tests {
   use super::*;
   use serde_json::json;
 
-  fn merge(value: Value) -> Result<Config> {
-    Config::default().merged(value.as_object().unwrap())
+  fn overrides(value: serde_json::Value) -> Vec<(String, ConfigValue)> {
+    match ConfigValue::from(value) {
+      ConfigValue::Object(entries) => entries,
+      other => panic!("not an object: {other:?}"),
+    }
+  }
+
+  fn merge(value: serde_json::Value) -> Result<Config> {
+    Config::default().merged(&overrides(value))
   }
 
   #[test]
@@ -257,7 +398,7 @@ mod tests {
   fn merges_over_the_current_config() {
     let first = merge(json!({ "statelessKeyWindowLength": -1, "imageFormats": ["gif", "png"] })).unwrap();
     let second = first
-      .merged(json!({ "errorHandlingMode": "throw" }).as_object().unwrap())
+      .merged(&overrides(json!({ "errorHandlingMode": "throw" })))
       .unwrap();
     assert_eq!(second.stateless_key_window_length, -1.0);
     assert_eq!(second.image_formats, ["gif", "png"]);

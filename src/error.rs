@@ -22,6 +22,9 @@ pub struct Error {
   pub kind: ErrorKind,
   /// The message shown to the user.
   pub message: String,
+  /// Whether the disk or the database refused to be written (read-only file
+  /// system, no space, no permission): a store can then still be read.
+  pub writes_refused: bool,
 }
 
 /// Result alias used throughout the core.
@@ -33,6 +36,7 @@ impl Error {
     Error {
       kind: ErrorKind::Pixstore,
       message: message.into(),
+      writes_refused: false,
     }
   }
 
@@ -41,6 +45,7 @@ impl Error {
     Error {
       kind: ErrorKind::Config,
       message: message.into(),
+      writes_refused: false,
     }
   }
 
@@ -49,6 +54,7 @@ impl Error {
     Error {
       kind: ErrorKind::Internal,
       message: message.into(),
+      writes_refused: false,
     }
   }
 
@@ -78,13 +84,29 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
   fn from(err: std::io::Error) -> Self {
-    Error::internal(format!("I/O error: {err}"))
+    use std::io::ErrorKind;
+    let writes_refused = matches!(
+      err.kind(),
+      ErrorKind::ReadOnlyFilesystem | ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::PermissionDenied
+    );
+    Error {
+      writes_refused,
+      ..Error::internal(format!("I/O error: {err}"))
+    }
   }
 }
 
 impl From<rusqlite::Error> for Error {
   fn from(err: rusqlite::Error) -> Self {
-    Error::internal(format!("database error: {err}"))
+    use rusqlite::ErrorCode;
+    let writes_refused = matches!(
+      err.sqlite_error_code(),
+      Some(ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::PermissionDenied | ErrorCode::CannotOpen)
+    );
+    Error {
+      writes_refused,
+      ..Error::internal(format!("database error: {err}"))
+    }
   }
 }
 

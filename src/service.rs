@@ -3,18 +3,18 @@
 //! validation, proofs, wire payloads). No napi types: the binding calls this.
 
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::{Map, Value};
 use tokio::runtime::Handle;
 
-use crate::config::Config;
-use crate::crypto::ImageMeta;
+use crate::config::{Config, ConfigValue};
+use crate::crypto::{random_bytes, ImageMeta};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::id;
 use crate::proof;
-use crate::store::{ImageRules, ImageSource, Store, StoreLocation, StoredRecord};
+use crate::store::{Database, ImageRules, PlainImage, Store, StoreLocation, StoredRecord};
 use crate::wire::{self, WireState};
 
 /// An image record as the API returns it.
@@ -28,6 +28,14 @@ pub struct ImageRecord {
   pub meta: ImageMeta,
   /// Proof of access for the current window.
   pub stateless_proof: String,
+}
+
+/// What an init applied.
+pub struct Applied {
+  /// The configuration now in effect.
+  pub config: Config,
+  /// Warnings for the user.
+  pub warnings: Vec<String>,
 }
 
 /// The configuration and store in use (replaced as a whole on re-init).
@@ -47,38 +55,71 @@ pub struct Pixstore {
   lifecycle: Mutex<()>,
 }
 
+fn hex(bytes: &[u8]) -> String {
+  bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn poisoned() -> Error {
   Error::internal("pixstore state lock poisoned")
 }
 
 impl Pixstore {
   /// Merges `overrides` over the current configuration and applies it: opens
-  /// the store if its location changed, and starts, stops or moves the
-  /// endpoint. An invalid configuration, or a store or port that cannot be
-  /// opened, returns an error and changes nothing.
-  pub fn init(self: &Arc<Self>, overrides: &Map<String, Value>, runtime: &Handle, cwd: &Path) -> Result<()> {
+  /// the store if its location changed (or it is in memory, or it opened
+  /// read-only: every init retries), and starts, stops or moves the endpoint.
+  /// An invalid configuration, or a store or port that cannot be opened,
+  /// returns an error and changes nothing. `from_defaults` merges over the
+  /// defaults instead of the current configuration. Returns the configuration
+  /// applied and warnings for the user (a store that opened read-only).
+  pub fn init(
+    self: &Arc<Self>,
+    overrides: &[(String, ConfigValue)],
+    from_defaults: bool,
+    runtime: &Handle,
+    cwd: &Path,
+  ) -> Result<Applied> {
     let _lifecycle = self.lifecycle.lock().map_err(|_| poisoned())?;
-    let config = self.config.lock().map_err(|_| poisoned())?.merged(overrides)?;
+    let base = match from_defaults {
+      true => Config::default(),
+      false => self.config.lock().map_err(|_| poisoned())?.clone(),
+    };
+    let config = base.merged(overrides)?;
+    let database = match config.database_path.as_str() {
+      // As better-sqlite3 (pixstore) reads it: a new, empty database on every init.
+      ":memory:" => Database::Memory(format!("pixstore-native-{}", hex(&random_bytes::<8>()?))),
+      _ => Database::File(config.database_file(cwd)),
+    };
     let location = StoreLocation {
       root: config.image_root(cwd),
-      database: config.database_file(cwd),
+      database,
       durability: config.durability,
     };
     let current = self.active.read().map_err(|_| poisoned())?.clone();
     let store = match &current {
-      Some(active) if *active.store.location() == location => Arc::clone(&active.store),
+      Some(active) if *active.store.location() == location && active.store.read_only().is_none() => {
+        Arc::clone(&active.store)
+      }
       _ => Store::open(location).map_err(|err| Error::config(format!("Cannot open the Pixstore store: {err}")))?,
     };
+    let warnings = store
+      .read_only()
+      .map(|reason| {
+        format!(
+          "pixstore-native: the store opened read-only ({reason}): existing images are served, writes fail until initPixstoreBackend() is called again once the disk accepts writes"
+        )
+      })
+      .into_iter()
+      .collect();
     self.apply_endpoint(&config, runtime)?;
     *self.active.write().map_err(|_| poisoned())? = Some(Arc::new(Active {
       config: config.clone(),
       store: Arc::clone(&store),
     }));
-    *self.config.lock().map_err(|_| poisoned())? = config;
+    *self.config.lock().map_err(|_| poisoned())? = config.clone();
     if let Some(previous) = current.filter(|previous| !Arc::ptr_eq(&previous.store, &store)) {
       runtime.spawn(async move { previous.store.close().await });
     }
-    Ok(())
+    Ok(Applied { config, warnings })
   }
 
   /// Starts, stops or moves the endpoint to match `config`.
@@ -139,6 +180,20 @@ impl Pixstore {
     }
   }
 
+  /// Closes everything at once, blocking: for the cleanup hook of a JS
+  /// environment that is going away (a worker thread ending). The listening
+  /// socket is closed before this returns, so the port is free again; open
+  /// connections are answered "closed"; queued writes are committed.
+  pub fn close_blocking(&self) {
+    let Ok(_lifecycle) = self.lifecycle.lock() else { return };
+    if let Some(endpoint) = self.endpoint.lock().ok().and_then(|mut endpoint| endpoint.take()) {
+      drop(endpoint.stop());
+    }
+    if let Some(active) = self.active.write().ok().and_then(|mut active| active.take()) {
+      active.store.close_blocking();
+    }
+  }
+
   /// The active configuration and store, or the not-initialized error.
   pub fn active(&self) -> Result<Arc<Active>> {
     self
@@ -179,40 +234,73 @@ impl Pixstore {
     }
   }
 
-  /// `getImageRecord`: the record with a fresh proof, or `None`.
+  /// `getImageRecord`: the record with a fresh proof, or `None` (also for an
+  /// id that could not have been generated, which never reaches the store).
   pub fn image_record(&self, id: &str) -> Result<Option<ImageRecord>> {
     let active = self.active()?;
-    id::validate(id)?;
+    if !id::is_valid(id) {
+      return Ok(None);
+    }
     Ok(active.store.record(id)?.map(|record| Self::with_proof(&active, record)))
   }
 
-  /// `saveImage` / `saveImageFromFile`.
-  pub async fn save_image(&self, source: ImageSource, dir: Option<String>) -> Result<ImageRecord> {
+  /// Copies image bytes out of the caller's memory for `saveImage` /
+  /// `updateImage`; refuses an image over `maxImageBytes` before copying.
+  pub fn copy_image(&self, image: &[u8]) -> Result<PlainImage> {
+    PlainImage::copy_of(image, self.active()?.config.max_image_bytes)
+  }
+
+  /// `saveImage`.
+  pub async fn save_image(&self, image: PlainImage, dir: Option<String>) -> Result<ImageRecord> {
     let active = self.active()?;
     let prefix = id::prefix_for(dir.as_deref())?;
-    let record = active.store.save(source, prefix, Self::rules(&active)).await?;
+    let record = active.store.save(image, prefix, Self::rules(&active)).await?;
     Ok(Self::with_proof(&active, record))
   }
 
-  /// `updateImage` / `updateImageFromFile`.
-  pub async fn update_image(&self, id: String, source: ImageSource) -> Result<ImageRecord> {
+  /// `saveImageFromFile`.
+  pub async fn save_image_from_file(&self, path: PathBuf, dir: Option<String>) -> Result<ImageRecord> {
     let active = self.active()?;
-    id::validate(&id)?;
-    let record = active.store.update(id, source, Self::rules(&active)).await?;
+    let prefix = id::prefix_for(dir.as_deref())?;
+    let rules = Self::rules(&active);
+    let image = active.store.load_file(path, &rules).await?;
+    let record = active.store.save(image, prefix, rules).await?;
     Ok(Self::with_proof(&active, record))
   }
 
-  /// `deleteImage`.
+  /// `updateImage`: `Image not found: <id>` without a record (also for an id
+  /// that could not have been generated, which never reaches the store).
+  pub async fn update_image(&self, id: String, image: PlainImage) -> Result<ImageRecord> {
+    let active = self.active()?;
+    if !id::is_valid(&id) {
+      return Err(Error::not_found(&id));
+    }
+    let record = active.store.update(id, image, Self::rules(&active)).await?;
+    Ok(Self::with_proof(&active, record))
+  }
+
+  /// `updateImageFromFile`: like pixstore, a bad file is reported before a missing record.
+  pub async fn update_image_from_file(&self, id: String, path: PathBuf) -> Result<ImageRecord> {
+    let active = self.active()?;
+    let image = active.store.load_file(path, &Self::rules(&active)).await?;
+    self.update_image(id, image).await
+  }
+
+  /// `deleteImage`: false for an id that could not have been generated.
   pub async fn delete_image(&self, id: String) -> Result<bool> {
     let active = self.active()?;
-    id::validate(&id)?;
+    if !id::is_valid(&id) {
+      return Ok(false);
+    }
     active.store.delete(id).await
   }
 
-  /// `imageExists`.
+  /// `imageExists`: false for an id that could not have been generated.
   pub async fn image_exists(&self, id: String) -> Result<bool> {
     let active = self.active()?;
-    id::validate(&id)?;
+    if !id::is_valid(&id) {
+      return Ok(false);
+    }
     active.store.exists(id).await
   }
 

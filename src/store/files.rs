@@ -83,6 +83,21 @@ pub fn remove_dead_owners_files(temp_dir: &Path, own: &str) -> Result<()> {
   Ok(())
 }
 
+/// Removes the temporary files of `owner` (not its lock), when it closes.
+pub fn remove_owner_files(temp_dir: &Path, owner: &str) -> Result<()> {
+  for entry in fs::read_dir(temp_dir)? {
+    let entry = entry?;
+    let name = entry.file_name();
+    if name
+      .to_str()
+      .is_some_and(|name| name.ends_with(".tmp") && owner_of(name) == Some(owner))
+    {
+      remove_if_exists(&entry.path())?;
+    }
+  }
+  Ok(())
+}
+
 /// Writes `bytes` to a new file at `path` (fsynced when `sync`); removes it again on failure.
 pub fn write_new(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
   let result = (|| {
@@ -114,6 +129,77 @@ pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(bytes) => Ok(Some(bytes)),
     Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
     Err(err) => Err(err.into()),
+  }
+}
+
+/// How [`place`] put a file where it belongs, which decides how to undo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+  /// Nothing was at the destination: the file was renamed there.
+  Renamed,
+  /// The destination's previous file and the new one swapped names
+  /// (`renameat2(RENAME_EXCHANGE)`): the previous file is now at the source name.
+  Exchanged,
+  /// The destination's previous file was replaced and is gone (platforms or
+  /// file systems without an atomic exchange): this cannot be undone.
+  Replaced,
+}
+
+/// Moves `from` to `to` atomically so it can be undone until the caller commits:
+/// where the file system supports it, a file already at `to` is exchanged
+/// with `from` rather than overwritten. Readers of `to` see the old file or
+/// the new one, never neither.
+pub fn place(from: &Path, to: &Path) -> std::io::Result<Placed> {
+  #[cfg(target_os = "linux")]
+  match exchange(from, to) {
+    Ok(()) => return Ok(Placed::Exchanged),
+    // Nothing at `to` (or no `from`, which the rename reports): a plain
+    // rename, undone by renaming back. Only the writer holding SQLite's write
+    // lock places files, so nothing appears at `to` in between.
+    Err(err) if err.kind() == ErrorKind::NotFound => return fs::rename(from, to).map(|()| Placed::Renamed),
+    // EINVAL / ENOSYS / EOPNOTSUPP: this file system cannot exchange.
+    Err(_) => {}
+  }
+  let existed = fs::symlink_metadata(to).is_ok();
+  fs::rename(from, to)?;
+  Ok(if existed { Placed::Replaced } else { Placed::Renamed })
+}
+
+/// Undoes [`place`]: the previous file goes back to `to` and the new one back
+/// to `from`. A [`Placed::Replaced`] file cannot be undone (returns an error).
+pub fn unplace(from: &Path, to: &Path, placed: Placed) -> std::io::Result<()> {
+  match placed {
+    Placed::Renamed => fs::rename(to, from),
+    #[cfg(target_os = "linux")]
+    Placed::Exchanged => exchange(from, to),
+    #[cfg(not(target_os = "linux"))]
+    Placed::Exchanged => unreachable!("only Linux exchanges"),
+    Placed::Replaced => Err(std::io::Error::other("the previous file was replaced")),
+  }
+}
+
+/// `renameat2(from, to, RENAME_EXCHANGE)`: swaps two names atomically.
+#[cfg(target_os = "linux")]
+fn exchange(from: &Path, to: &Path) -> std::io::Result<()> {
+  use std::ffi::CString;
+  use std::os::unix::ffi::OsStrExt;
+  let from = CString::new(from.as_os_str().as_bytes())?;
+  let to = CString::new(to.as_os_str().as_bytes())?;
+  // SAFETY: both paths are NUL-terminated C strings that outlive the call.
+  let result = unsafe {
+    libc::syscall(
+      libc::SYS_renameat2,
+      libc::AT_FDCWD,
+      from.as_ptr(),
+      libc::AT_FDCWD,
+      to.as_ptr(),
+      libc::RENAME_EXCHANGE,
+    )
+  };
+  if result == 0 {
+    Ok(())
+  } else {
+    Err(std::io::Error::last_os_error())
   }
 }
 

@@ -11,6 +11,7 @@
 
 mod db;
 mod files;
+mod guard;
 mod recovery;
 mod writer;
 
@@ -32,13 +33,18 @@ use crate::id;
 use crate::sniff::detect_format;
 use crate::wire::{self, WireState};
 use files::OwnerLock;
+use guard::ForeignSqliteGuard;
 use writer::{Job, WriteJob, WriteTarget};
 
+pub use db::Database;
 pub use files::{now_ms, TEMP_DIR_NAME};
 
 /// How many times a reader retries before asking for recovery, and in all.
 const READ_ATTEMPTS_BEFORE_RECOVERY: u32 = 40;
 const READ_ATTEMPTS: u32 = 60;
+
+/// Idle read connections kept for reuse; more are opened under load and closed after.
+const IDLE_READERS: usize = 8;
 
 /// A committed image record (without its proof).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +62,8 @@ pub struct StoredRecord {
 pub struct StoreLocation {
   /// Folder of the image files (absolute).
   pub root: PathBuf,
-  /// SQLite database file (absolute).
-  pub database: PathBuf,
+  /// The SQLite database.
+  pub database: Database,
   /// Durability of writes.
   pub durability: Durability,
 }
@@ -71,12 +77,54 @@ pub struct ImageRules {
   pub max_bytes: u64,
 }
 
-/// Image bytes to store: borrowed from the caller, or a file to read.
-pub enum ImageSource {
-  /// Bytes in memory (a JS Buffer, moved in without a copy).
-  Bytes(Box<dyn AsRef<[u8]> + Send>),
-  /// A file path.
-  File(PathBuf),
+/// An image to store, owned by the store: copied out of the caller's memory
+/// when the call was made, or read from a file. It sits behind one free byte
+/// that becomes the format byte, and is encrypted in place.
+pub struct PlainImage {
+  buffer: Vec<u8>,
+}
+
+impl PlainImage {
+  /// Copies `image` now, so the caller may change, detach or free its memory
+  /// as soon as this returns (SPEC "Input memory and threads"). An image over
+  /// `max_bytes` is refused before anything is copied.
+  pub fn copy_of(image: &[u8], max_bytes: u64) -> Result<PlainImage> {
+    check_size(image.len() as u64, max_bytes)?;
+    let mut buffer = Vec::with_capacity(image.len() + 1);
+    buffer.push(0);
+    buffer.extend_from_slice(image);
+    Ok(PlainImage { buffer })
+  }
+
+  /// Reads an image file (blocking), refusing missing paths, folders, files
+  /// over the limit and, like pixstore's `diskToBuffer`, files that are not
+  /// an image in `rules`.
+  pub fn read_file(path: &Path, rules: &ImageRules) -> Result<PlainImage> {
+    let shown = path.display();
+    let metadata = match fs::metadata(path) {
+      Ok(metadata) => metadata,
+      Err(err) if err.kind() == ErrorKind::NotFound => {
+        return Err(Error::pixstore(format!("Image file not found: {shown}")));
+      }
+      Err(err) => return Err(err.into()),
+    };
+    if !metadata.is_file() {
+      return Err(Error::pixstore(format!("Not a file: {shown}")));
+    }
+    check_size(metadata.len(), rules.max_bytes)?;
+    let mut buffer = Vec::with_capacity(metadata.len() as usize + 1);
+    buffer.push(0);
+    File::open(path)?.take(rules.max_bytes + 1).read_to_end(&mut buffer)?;
+    check_size(buffer.len() as u64 - 1, rules.max_bytes)?;
+    let image = PlainImage { buffer };
+    format_byte(image.bytes(), rules)?;
+    Ok(image)
+  }
+
+  /// The image bytes.
+  pub fn bytes(&self) -> &[u8] {
+    &self.buffer[1..]
+  }
 }
 
 /// What the writer thread needs besides its connection.
@@ -86,65 +134,122 @@ pub struct WriterContext {
   temp_dir: PathBuf,
   owner: String,
   sync: bool,
+  temp_counter: Arc<AtomicU64>,
+}
+
+impl WriterContext {
+  /// A new name in the temporary folder, `<owner>-<n>.tmp`.
+  fn temp_name(&self) -> String {
+    format!(
+      "{}-{}.tmp",
+      self.owner,
+      self.temp_counter.fetch_add(1, Ordering::Relaxed)
+    )
+  }
+}
+
+/// The writer side of a store that can write.
+struct Writer {
+  jobs: Mutex<Option<mpsc::Sender<Job>>>,
+  thread: Mutex<Option<JoinHandle<()>>>,
+  _owner_lock: OwnerLock,
 }
 
 /// An open store instance.
 pub struct Store {
   location: StoreLocation,
   ctx: WriterContext,
+  /// `None` when the disk refused writes at open (read-only, full, no
+  /// permission): existing images are served and every write fails with this reason.
+  writer: std::result::Result<Writer, String>,
   record_reader: Mutex<Connection>,
   readers: Mutex<Vec<Connection>>,
-  jobs: Mutex<Option<mpsc::Sender<Job>>>,
-  writer: Mutex<Option<JoinHandle<()>>>,
-  temp_counter: AtomicU64,
   /// Limits the encryption and writing of large images to all cores but one,
   /// so the JS thread keeps a core (measured: event-loop p99 under 5 ms during
   /// 20 concurrent 5 MB saves on 2 cores) and few large plaintext copies are alive.
   encryption_slots: Arc<Semaphore>,
-  _owner_lock: OwnerLock,
+  guard: Mutex<Option<ForeignSqliteGuard>>,
 }
 
 fn hex(bytes: &[u8]) -> String {
   bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether an open failed only because the disk refuses writes (read-only
+/// file system, no space, no permission), so the store can still be served read-only.
+fn refuses_writes(err: &Error) -> bool {
+  err.writes_refused
+}
+
 impl Store {
   /// Opens (creating if needed) the store at `location`, settles what crashed
   /// instances left behind, and starts its writer thread.
+  ///
+  /// On a disk that refuses writes (read-only, full, no permission) an
+  /// existing store opens read-only instead (see [`Store::read_only`]); a
+  /// recovery that cannot write yet is retried by the writer until it
+  /// succeeds, so opening never waits for free space.
   pub fn open(location: StoreLocation) -> Result<Arc<Store>> {
-    let temp_dir = location.root.join(TEMP_DIR_NAME);
-    fs::create_dir_all(&temp_dir)?;
-    if let Some(parent) = location.database.parent() {
-      fs::create_dir_all(parent)?;
-    }
     let owner = hex(&random_bytes::<8>()?);
-    let owner_lock = OwnerLock::acquire(&temp_dir, &owner)?;
     let ctx = WriterContext {
       root: location.root.clone(),
-      temp_dir,
+      temp_dir: location.root.join(TEMP_DIR_NAME),
       owner,
       sync: location.durability == Durability::Fsync,
+      temp_counter: Arc::new(AtomicU64::new(0)),
     };
-    let mut write_conn = db::open(&location.database, location.durability)?;
-    db::create_schema(&write_conn)?;
-    recovery::recover(&mut write_conn, &ctx, false)?;
-    let record_reader = db::open(&location.database, location.durability)?;
-    let (sender, receiver) = mpsc::channel();
-    let writer_ctx = ctx.clone();
-    let writer = std::thread::Builder::new()
-      .name("pixstore-writer".into())
-      .spawn(move || writer::run(write_conn, writer_ctx, receiver))?;
+    let (writer, record_reader) = match Self::open_writer(&location, &ctx) {
+      Ok((writer, record_reader)) => (Ok(writer), record_reader),
+      Err(err) if refuses_writes(&err) && location.database.file().is_some_and(Path::exists) => {
+        let record_reader = db::open(&location.database, location.durability, true)?;
+        db::record(&record_reader, "")?; // the store is readable
+        (Err(err.message), record_reader)
+      }
+      Err(err) => return Err(err),
+    };
+    let guard = writer
+      .is_ok()
+      .then(|| location.database.file().map(ForeignSqliteGuard::acquire))
+      .flatten();
     Ok(Arc::new(Store {
       location,
       ctx,
+      writer,
       record_reader: Mutex::new(record_reader),
       readers: Mutex::new(Vec::new()),
-      jobs: Mutex::new(Some(sender)),
-      writer: Mutex::new(Some(writer)),
-      temp_counter: AtomicU64::new(0),
       encryption_slots: Arc::new(Semaphore::new(encryption_parallelism())),
-      _owner_lock: owner_lock,
+      guard: Mutex::new(guard),
     }))
+  }
+
+  /// Creates what a writable store needs, runs the recovery (or leaves it
+  /// owed) and starts the writer thread; returns it with the record reader.
+  fn open_writer(location: &StoreLocation, ctx: &WriterContext) -> Result<(Writer, Connection)> {
+    fs::create_dir_all(&ctx.temp_dir)?;
+    if let Some(parent) = location.database.file().and_then(Path::parent) {
+      fs::create_dir_all(parent)?;
+    }
+    let owner_lock = OwnerLock::acquire(&ctx.temp_dir, &ctx.owner)?;
+    let mut write_conn = db::open(&location.database, location.durability, false)?;
+    db::create_schema(&write_conn, &location.database)?;
+    let recovery_owed = recovery::recover(&mut write_conn, ctx).is_err();
+    let record_reader = db::open(&location.database, location.durability, false)?;
+    let (sender, receiver) = mpsc::channel();
+    let writer_ctx = ctx.clone();
+    let thread = std::thread::Builder::new()
+      .name("pixstore-writer".into())
+      .spawn(move || writer::run(write_conn, writer_ctx, receiver, recovery_owed))?;
+    let writer = Writer {
+      jobs: Mutex::new(Some(sender)),
+      thread: Mutex::new(Some(thread)),
+      _owner_lock: owner_lock,
+    };
+    Ok((writer, record_reader))
+  }
+
+  /// Why this store cannot write, if it opened read-only.
+  pub fn read_only(&self) -> Option<&str> {
+    self.writer.as_ref().err().map(String::as_str)
   }
 
   /// Where this store lives.
@@ -178,55 +283,56 @@ impl Store {
       .pop();
     let conn = match pooled {
       Some(conn) => conn,
-      None => db::open(&self.location.database, self.location.durability)?,
+      None => db::open(&self.location.database, self.location.durability, self.writer.is_err())?,
     };
     let result = f(&conn);
     if let Ok(mut pool) = self.readers.lock() {
-      pool.push(conn);
+      if pool.len() < IDLE_READERS {
+        pool.push(conn);
+      }
     }
     result
   }
 
   fn submit(&self, job: Job) -> Result<()> {
-    let jobs = self.jobs.lock().map_err(|_| Error::internal("job queue poisoned"))?;
+    let writer = self
+      .writer
+      .as_ref()
+      .map_err(|reason| Error::internal(format!("The Pixstore store is read-only: {reason}")))?;
+    let jobs = writer.jobs.lock().map_err(|_| Error::internal("job queue poisoned"))?;
     let sender = jobs.as_ref().ok_or_else(Error::not_initialized)?;
     sender.send(job).map_err(|_| Error::not_initialized())
+  }
+
+  /// Reads an image file on the blocking pool (see [`PlainImage::read_file`]).
+  pub async fn load_file(&self, path: PathBuf, rules: &ImageRules) -> Result<PlainImage> {
+    let rules = rules.clone();
+    blocking(move || PlainImage::read_file(&path, &rules)).await
   }
 
   /// Encrypts an image into a new temporary file (blocking; run off the JS
   /// thread). `slot`, if any, is released once the file is written.
   fn encrypt_to_temp(
     &self,
-    source: Plaintext,
+    image: PlainImage,
     rules: &ImageRules,
     slot: Option<OwnedSemaphorePermit>,
   ) -> Result<(String, ImageMeta)> {
-    let mut plaintext = match source {
-      Plaintext::Loaded(plaintext) => plaintext,
-      Plaintext::Source(ImageSource::Bytes(bytes)) => {
-        let bytes = (*bytes).as_ref();
-        check_size(bytes.len() as u64, rules)?;
-        let mut plaintext = Vec::with_capacity(bytes.len() + 1);
-        plaintext.push(0);
-        plaintext.extend_from_slice(bytes);
-        plaintext
-      }
-      Plaintext::Source(ImageSource::File(path)) => read_image_file(&path, rules)?,
-    };
+    let mut plaintext = image.buffer;
     plaintext[0] = format_byte(&plaintext[1..], rules)?;
     let sealed = seal_in_place(&mut plaintext)?;
-    let temp_name = format!(
-      "{}-{}.tmp",
-      self.ctx.owner,
-      self.temp_counter.fetch_add(1, Ordering::Relaxed)
-    );
+    let temp_name = self.ctx.temp_name();
     files::write_new(&self.ctx.temp_dir.join(&temp_name), &plaintext, self.ctx.sync)?;
+    drop(plaintext);
     drop(slot);
     Ok((temp_name, ImageMeta::from(&sealed)))
   }
 
-  async fn write(self: &Arc<Self>, target: WriteTarget, source: Plaintext, rules: ImageRules) -> Result<StoredRecord> {
-    let slot = match source.is_small() {
+  async fn write(self: &Arc<Self>, target: WriteTarget, image: PlainImage, rules: ImageRules) -> Result<StoredRecord> {
+    if let Err(reason) = &self.writer {
+      return Err(Error::internal(format!("The Pixstore store is read-only: {reason}")));
+    }
+    let slot = match image.bytes().len() <= SMALL_IMAGE_BYTES {
       true => None,
       false => Some(
         Arc::clone(&self.encryption_slots)
@@ -236,7 +342,7 @@ impl Store {
       ),
     };
     let store = Arc::clone(self);
-    let (temp_name, meta) = blocking(move || store.encrypt_to_temp(source, &rules, slot)).await?;
+    let (temp_name, meta) = blocking(move || store.encrypt_to_temp(image, &rules, slot)).await?;
     let (reply, response) = oneshot::channel();
     let job = Job::Write(WriteJob {
       target,
@@ -256,37 +362,20 @@ impl Store {
   /// Stores a new image under a generated id with an optional (cleaned) prefix.
   pub async fn save(
     self: &Arc<Self>,
-    source: ImageSource,
+    image: PlainImage,
     prefix: Option<String>,
     rules: ImageRules,
   ) -> Result<StoredRecord> {
-    self
-      .write(WriteTarget::New { prefix }, Plaintext::Source(source), rules)
-      .await
+    self.write(WriteTarget::New { prefix }, image, rules).await
   }
 
-  /// Replaces the image of an existing (valid) id.
-  pub async fn update(self: &Arc<Self>, id: String, source: ImageSource, rules: ImageRules) -> Result<StoredRecord> {
-    let source = match source {
-      // Like pixstore, a bad file is reported before a missing record.
-      ImageSource::File(path) => {
-        let file_rules = rules.clone();
-        Plaintext::Loaded(
-          blocking(move || {
-            let plaintext = read_image_file(&path, &file_rules)?;
-            format_byte(&plaintext[1..], &file_rules)?;
-            Ok(plaintext)
-          })
-          .await?,
-        )
-      }
-      bytes => Plaintext::Source(bytes),
-    };
+  /// Replaces the image of an existing (valid) id: `Image not found` without a record.
+  pub async fn update(self: &Arc<Self>, id: String, image: PlainImage, rules: ImageRules) -> Result<StoredRecord> {
     // A short read: done in place rather than on the blocking pool.
     if !self.with_reader(|conn| Ok(db::record_token(conn, &id)?.is_some()))? {
       return Err(Error::not_found(&id));
     }
-    self.write(WriteTarget::Existing { id }, source, rules).await
+    self.write(WriteTarget::Existing { id }, image, rules).await
   }
 
   /// Deletes the file and the record of a (valid) id; true if either existed.
@@ -377,36 +466,43 @@ impl Store {
       .map_err(|_| Error::internal("the store closed during recovery"))?
   }
 
-  /// Finishes queued writes, stops the writer thread and refuses further writes.
+  /// Finishes queued writes, stops the writer thread and refuses further
+  /// writes; releases the guard (so the last connection to close can
+  /// checkpoint and remove the WAL, as SQLite does) and removes this
+  /// instance's temporary files.
   pub async fn close(self: &Arc<Self>) {
-    let sender = self.jobs.lock().ok().and_then(|mut jobs| jobs.take());
-    drop(sender);
-    let writer = self.writer.lock().ok().and_then(|mut writer| writer.take());
-    if let Some(writer) = writer {
-      let _ = blocking(move || writer.join().map_err(|_| Error::internal("writer panicked"))).await;
+    if let Some(thread) = self.stop_writer() {
+      let _ = blocking(move || thread.join().map_err(|_| Error::internal("writer panicked"))).await;
+      self.after_writer_stopped();
     }
   }
-}
 
-/// The plaintext of a write: still to be loaded, or loaded with its format-byte slot.
-enum Plaintext {
-  Source(ImageSource),
-  Loaded(Vec<u8>),
+  /// [`Store::close`] for a caller that may block (an environment's cleanup hook).
+  pub fn close_blocking(&self) {
+    if let Some(thread) = self.stop_writer() {
+      let _ = thread.join();
+      self.after_writer_stopped();
+    }
+  }
+
+  /// Closes the job queue; returns the writer thread to join, the first time.
+  fn stop_writer(&self) -> Option<JoinHandle<()>> {
+    let writer = self.writer.as_ref().ok()?;
+    drop(writer.jobs.lock().ok()?.take());
+    writer.thread.lock().ok()?.take()
+  }
+
+  fn after_writer_stopped(&self) {
+    drop(self.guard.lock().ok().and_then(|mut guard| guard.take()));
+    if let Ok(mut readers) = self.readers.lock() {
+      readers.clear();
+    }
+    let _ = files::remove_owner_files(&self.ctx.temp_dir, &self.ctx.owner);
+  }
 }
 
 /// Images up to this size are encrypted without waiting for a slot.
 const SMALL_IMAGE_BYTES: usize = 1024 * 1024;
-
-impl Plaintext {
-  /// Whether this is a small in-memory image (files count as large: their size is not known yet).
-  fn is_small(&self) -> bool {
-    match self {
-      Plaintext::Loaded(plaintext) => plaintext.len() <= SMALL_IMAGE_BYTES,
-      Plaintext::Source(ImageSource::Bytes(bytes)) => (**bytes).as_ref().len() <= SMALL_IMAGE_BYTES,
-      Plaintext::Source(ImageSource::File(_)) => false,
-    }
-  }
-}
 
 /// The format byte of `image` under `rules`, or `Invalid image file`.
 fn format_byte(image: &[u8], rules: &ImageRules) -> Result<u8> {
@@ -425,38 +521,13 @@ fn backoff(attempt: u32) {
   std::thread::sleep(Duration::from_micros(50 * u64::from(attempt + 1).min(40)));
 }
 
-fn check_size(length: u64, rules: &ImageRules) -> Result<()> {
-  if length > rules.max_bytes {
+fn check_size(length: u64, max_bytes: u64) -> Result<()> {
+  if length > max_bytes {
     return Err(Error::pixstore(format!(
-      "Image is too large: {length} bytes (maxImageBytes is {})",
-      rules.max_bytes
+      "Image is too large: {length} bytes (maxImageBytes is {max_bytes})"
     )));
   }
   Ok(())
-}
-
-/// Reads an image file into a buffer that starts with one free byte (for the
-/// format byte), refusing missing paths, folders and files over the limit.
-fn read_image_file(path: &Path, rules: &ImageRules) -> Result<Vec<u8>> {
-  let shown = path.display();
-  let metadata = match fs::metadata(path) {
-    Ok(metadata) => metadata,
-    Err(err) if err.kind() == ErrorKind::NotFound => {
-      return Err(Error::pixstore(format!("Image file not found: {shown}")));
-    }
-    Err(err) => return Err(err.into()),
-  };
-  if !metadata.is_file() {
-    return Err(Error::pixstore(format!("Not a file: {shown}")));
-  }
-  check_size(metadata.len(), rules)?;
-  let mut plaintext = Vec::with_capacity(metadata.len() as usize + 1);
-  plaintext.push(0);
-  File::open(path)?
-    .take(rules.max_bytes + 1)
-    .read_to_end(&mut plaintext)?;
-  check_size(plaintext.len() as u64 - 1, rules)?;
-  Ok(plaintext)
 }
 
 /// Runs blocking work on tokio's blocking pool.

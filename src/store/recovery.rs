@@ -1,12 +1,18 @@
-//! Finishing what crashed store instances left behind: every intent of a dead
-//! owner is settled (a write whose file was renamed into place is committed if
-//! the file's GCM tag proves it belongs to that write, otherwise dropped; a
-//! delete whose file is already gone is finished, else dropped), then the dead
-//! owners' temporary files are removed.
+//! Finishing what interrupted writes left behind. An intent is settled when
+//! its owner is dead (another instance that crashed) or is this instance
+//! itself (a commit that failed): recovery runs on the writer thread between
+//! batches, when none of its own writes is in flight.
+//!
+//! A write reached its path if the file there is the one it encrypted (its
+//! GCM tag verifies under the intent's key): it is then committed, and its
+//! temporary name, which holds the previous file after an exchange, is
+//! removed. Otherwise the write never happened and its temporary file goes.
+//! A delete whose file has left its path is finished; otherwise nothing
+//! happened yet and the image stays. Then the dead owners' files go.
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::db;
+use super::db::{self, Intent};
 use super::files::{self, now_ms};
 use super::WriterContext;
 use crate::crypto::{belongs_to, ImageMeta};
@@ -19,46 +25,49 @@ pub fn next_token(previous: Option<i64>, now_ms: u64) -> i64 {
   previous.map_or(now, |previous| now.max(previous + 1))
 }
 
-/// Settles the intents of dead owners (and, with `include_own`, this
-/// instance's own, after a failed commit), then removes dead owners' files.
-pub fn recover(conn: &mut Connection, ctx: &WriterContext, include_own: bool) -> Result<()> {
+/// Settles the intents of dead owners and this instance's own leftovers, then
+/// removes dead owners' files. Fails (changing nothing) when the database
+/// cannot be written, e.g. on a full disk; the writer retries later.
+pub fn recover(conn: &mut Connection, ctx: &WriterContext) -> Result<()> {
   let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+  let mut settled = Vec::new();
   for intent in db::intents(&tx)? {
-    let settle = if intent.owner == ctx.owner {
-      include_own
-    } else {
-      files::owner_is_dead(&ctx.temp_dir, &intent.owner)
-    };
-    if !settle {
+    if intent.owner != ctx.owner && !files::owner_is_dead(&ctx.temp_dir, &intent.owner) {
       continue;
     }
     if id::is_valid(&intent.id) {
-      let path = id::file_path(&ctx.root, &intent.id);
-      match (&intent.temp_name, &intent.meta) {
-        (Some(temp_name), Some(meta_json)) => {
-          // The temporary file is still there: the rename never happened.
-          if !files::remove_if_exists(&ctx.temp_dir.join(temp_name))? {
-            let meta: ImageMeta = serde_json::from_str(meta_json)?;
-            let renamed = files::read_if_exists(&path)?.is_some_and(|file| belongs_to(&file, &meta));
-            if renamed {
-              let token = next_token(db::record_token(&tx, &intent.id)?, now_ms());
-              db::upsert_record(&tx, &intent.id, token, meta_json)?;
-            }
-          }
-        }
-        // A delete: if the file is still there nothing happened yet and the
-        // image stays; if it is gone, the delete is finished.
-        _ => {
-          if !path.exists() {
-            db::delete_record(&tx, &intent.id)?;
-          }
-        }
-      }
+      settle(&tx, ctx, &intent)?;
     }
     db::delete_intent(&tx, intent.seq)?;
+    settled.extend(intent.temp_name);
   }
   tx.commit()?;
+  // Only now are the temporary files of settled intents never needed again.
+  for temp_name in settled {
+    files::remove_if_exists(&ctx.temp_dir.join(temp_name))?;
+  }
   files::remove_dead_owners_files(&ctx.temp_dir, &ctx.owner)
+}
+
+/// Commits a write that reached its path, or finishes a delete whose file left it.
+fn settle(conn: &Connection, ctx: &WriterContext, intent: &Intent) -> Result<()> {
+  let path = id::file_path(&ctx.root, &intent.id);
+  match &intent.meta {
+    Some(meta_json) => {
+      let meta: ImageMeta = serde_json::from_str(meta_json)?;
+      let placed = files::read_if_exists(&path)?.is_some_and(|file| belongs_to(&file, &meta));
+      if placed {
+        let token = next_token(db::record_token(conn, &intent.id)?, now_ms());
+        db::upsert_record(conn, &intent.id, token, meta_json)?;
+      }
+    }
+    None => {
+      if !path.exists() {
+        db::delete_record(conn, &intent.id)?;
+      }
+    }
+  }
+  Ok(())
 }
 
 #[cfg(test)]

@@ -14,15 +14,23 @@ fn rules() -> ImageRules {
 fn location(dir: &Path) -> StoreLocation {
   StoreLocation {
     root: dir.join("images"),
-    database: dir.join("db.sqlite"),
+    database: Database::File(dir.join("db.sqlite")),
     durability: Durability::Process,
   }
 }
 
-fn png(n: u32) -> ImageSource {
+fn png(n: u32) -> PlainImage {
   let mut bytes = PNG.to_vec();
   bytes.extend_from_slice(&n.to_le_bytes());
-  ImageSource::Bytes(Box::new(bytes))
+  bytes_image(&bytes)
+}
+
+fn bytes_image(bytes: &[u8]) -> PlainImage {
+  PlainImage::copy_of(bytes, u64::MAX).unwrap()
+}
+
+fn database(dir: &Path) -> Database {
+  Database::File(dir.join("db.sqlite"))
 }
 
 /// Decrypts an image payload with its own meta (`Updated`) or `meta` (`Success`).
@@ -89,47 +97,46 @@ async fn save_read_update_delete_round_trip() {
 async fn bad_input_changes_nothing() {
   let dir = tempfile::tempdir().unwrap();
   let store = Store::open(location(dir.path())).unwrap();
-  let text = ImageSource::Bytes(Box::new(b"just some text".to_vec()));
+  let text = bytes_image(b"just some text");
   assert_eq!(
     store.save(text, None, rules()).await.unwrap_err(),
     Error::invalid_image()
   );
-  let gif = ImageSource::Bytes(Box::new(b"GIF89a....".to_vec()));
+  let gif = bytes_image(b"GIF89a....");
   assert_eq!(
     store.save(gif, None, rules()).await.unwrap_err(),
     Error::invalid_image()
   );
-  let empty = ImageSource::Bytes(Box::new(Vec::new()));
+  let empty = bytes_image(b"");
   assert_eq!(
     store.save(empty, None, rules()).await.unwrap_err(),
     Error::invalid_image()
   );
-  let small = ImageRules {
-    max_bytes: 10,
-    ..rules()
-  };
-  assert!(store
-    .save(png(1), None, small)
-    .await
-    .unwrap_err()
+  assert!(PlainImage::copy_of(PNG, 10)
+    .err()
+    .unwrap()
     .message
     .starts_with("Image is too large"));
   let missing = store
-    .save(ImageSource::File(dir.path().join("nope.png")), None, rules())
+    .load_file(dir.path().join("nope.png"), &rules())
     .await
-    .unwrap_err();
+    .err()
+    .unwrap();
   assert!(missing.message.starts_with("Image file not found"));
-  let folder = store
-    .save(ImageSource::File(dir.path().to_owned()), None, rules())
-    .await
-    .unwrap_err();
+  let folder = store.load_file(dir.path().to_owned(), &rules()).await.err().unwrap();
   assert!(folder.message.starts_with("Not a file"));
+  let text_file = dir.path().join("notes.txt");
+  fs::write(&text_file, "not an image").unwrap();
+  assert_eq!(
+    store.load_file(text_file, &rules()).await.err().unwrap(),
+    Error::invalid_image()
+  );
   assert_eq!(
     store.update("nothere".into(), png(1), rules()).await.unwrap_err(),
     Error::not_found("nothere")
   );
 
-  let conn = db::open(&dir.path().join("db.sqlite"), Durability::Process).unwrap();
+  let conn = db::open(&database(dir.path()), Durability::Process, false).unwrap();
   let rows: i64 = conn
     .query_row("SELECT count(*) FROM image_records", [], |row| row.get(0))
     .unwrap();
@@ -224,7 +231,7 @@ fn crashed_write(dir: &Path, id: &str, renamed: bool) -> ImageMeta {
     dir.join("images").join(TEMP_DIR_NAME).join(&temp_name)
   };
   fs::write(target, &plain).unwrap();
-  let conn = db::open(&dir.join("db.sqlite"), Durability::Process).unwrap();
+  let conn = db::open(&database(dir), Durability::Process, false).unwrap();
   conn
     .execute(
       "INSERT INTO pixstore_native_intents (id, owner, temp_name, meta) VALUES (?1, 'dead', ?2, ?3)",
@@ -251,7 +258,7 @@ async fn opening_settles_what_a_crashed_instance_left() {
   crashed_write(dir.path(), &unrenamed.id, false);
   // Crash during a delete, after the file was removed: the delete is finished.
   fs::remove_file(id::file_path(&dir.path().join("images"), &deleted.id)).unwrap();
-  let conn = db::open(&dir.path().join("db.sqlite"), Durability::Process).unwrap();
+  let conn = db::open(&database(dir.path()), Durability::Process, false).unwrap();
   conn
     .execute(
       "INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')",

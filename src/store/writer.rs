@@ -2,18 +2,25 @@
 //! write and delete as one batch (group commit) and runs it in two
 //! transactions. The first logs an intent per job; the second, holding
 //! SQLite's write lock (which also serializes writers of other processes),
-//! renames each temporary file into place or removes the file, updates the
-//! records and drops the intents. A crash between the two leaves intents that
-//! recovery settles.
+//! puts each temporary file in place (exchanging it with the previous file)
+//! or moves a deleted file aside, updates the records and drops the intents.
+//!
+//! If the second commit fails (a full disk, an I/O error), every file move is
+//! undone before the callers hear of the failure, so a failed write or
+//! delete leaves the image as it was; the intents are settled by recovery,
+//! which the writer retries every [`RECOVERY_RETRY`] until it succeeds. A
+//! crash between the two transactions leaves intents that recovery settles.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::mpsc::Receiver;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::files::{self, now_ms};
+use super::files::{self, now_ms, Placed};
 use super::recovery::{next_token, recover};
 use super::{db, StoredRecord, WriterContext};
 use crate::crypto::ImageMeta;
@@ -22,6 +29,10 @@ use crate::id;
 
 /// Largest number of jobs committed together.
 const MAX_BATCH: usize = 512;
+
+/// How often a recovery that failed (e.g. on a full disk) is tried again
+/// while no job comes in.
+pub const RECOVERY_RETRY: Duration = Duration::from_secs(1);
 
 /// Where a write goes.
 #[derive(Debug)]
@@ -71,9 +82,27 @@ pub enum Job {
 }
 
 /// Runs the writer until every sender of `jobs` is gone: each batch is every
-/// job queued at that moment.
-pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>) {
-  while let Ok(first) = jobs.recv() {
+/// job queued at that moment. `recovery_owed` is true when the recovery at
+/// open failed; it is retried before the next batch and every
+/// [`RECOVERY_RETRY`] until it succeeds.
+pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>, mut recovery_owed: bool) {
+  loop {
+    let first = if recovery_owed {
+      match jobs.recv_timeout(RECOVERY_RETRY) {
+        Ok(job) => Some(job),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => break,
+      }
+    } else {
+      match jobs.recv() {
+        Ok(job) => Some(job),
+        Err(_) => break,
+      }
+    };
+    if recovery_owed {
+      recovery_owed = recover(&mut conn, &ctx).is_err();
+    }
+    let Some(first) = first else { continue };
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
       match jobs.try_recv() {
@@ -81,7 +110,10 @@ pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>) {
         Err(_) => break,
       }
     }
-    run_batch(&mut conn, &ctx, batch);
+    recovery_owed |= run_batch(&mut conn, &ctx, batch);
+  }
+  if recovery_owed {
+    let _ = recover(&mut conn, &ctx);
   }
 }
 
@@ -95,6 +127,7 @@ enum Logged {
   Delete {
     id: String,
     seq: i64,
+    aside: String,
     reply: oneshot::Sender<Result<bool>>,
   },
 }
@@ -121,7 +154,18 @@ impl Outcome {
   }
 }
 
-fn run_batch(conn: &mut Connection, ctx: &WriterContext, batch: Vec<Job>) {
+/// A file moved inside the second transaction: undone if it fails to commit.
+struct Moved {
+  from: PathBuf,
+  to: PathBuf,
+  placed: Placed,
+  /// What the commit makes unneeded: a previous image swapped out, or a deleted one moved aside.
+  obsolete: Option<PathBuf>,
+}
+
+/// Runs one batch; returns true when a failed commit left intents that
+/// recovery could not settle yet.
+fn run_batch(conn: &mut Connection, ctx: &WriterContext, batch: Vec<Job>) -> bool {
   let mut recoveries = Vec::new();
   let mut work = Vec::with_capacity(batch.len());
   for job in batch {
@@ -130,17 +174,20 @@ fn run_batch(conn: &mut Connection, ctx: &WriterContext, batch: Vec<Job>) {
       other => work.push(other),
     }
   }
+  let mut recovery_owed = false;
   if !work.is_empty() {
     if let Some(logged) = log_intents(conn, ctx, work) {
-      apply(conn, ctx, logged);
+      recovery_owed = apply(conn, ctx, logged);
     }
   }
   if !recoveries.is_empty() {
-    let result = recover(conn, ctx, false);
+    let result = recover(conn, ctx);
+    recovery_owed = result.is_err();
     recoveries
       .into_iter()
       .for_each(|reply| drop(reply.send(result.clone())));
   }
+  recovery_owed
 }
 
 fn remove_temp(ctx: &WriterContext, temp_name: &str) {
@@ -178,12 +225,13 @@ fn log_intents(conn: &mut Connection, ctx: &WriterContext, jobs: Vec<Job>) -> Op
             }
           };
           let meta_json = serde_json::to_string(&job.meta)?;
-          let seq = db::insert_intent(&tx, &id, &ctx.owner, Some(&job.temp_name), Some(&meta_json))?;
+          let seq = db::insert_intent(&tx, &id, &ctx.owner, &job.temp_name, Some(&meta_json))?;
           logged.push(Logged::Write { id, seq, job });
         }
         Job::Delete { id, reply } => {
-          let seq = db::insert_intent(&tx, &id, &ctx.owner, None, None)?;
-          logged.push(Logged::Delete { id, seq, reply });
+          let aside = ctx.temp_name();
+          let seq = db::insert_intent(&tx, &id, &ctx.owner, &aside, None)?;
+          logged.push(Logged::Delete { id, seq, aside, reply });
         }
         Job::Recover { .. } => unreachable!("recoveries are split off before"),
       }
@@ -216,11 +264,13 @@ fn log_intents(conn: &mut Connection, ctx: &WriterContext, jobs: Vec<Job>) -> Op
   }
 }
 
-/// Second transaction: puts files in place and commits the records. File
-/// errors fail their own job; a database error fails the batch, and then this
-/// instance's intents are settled by recovery so no file and record disagree.
-fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
+/// Second transaction: puts files in place (or aside, for deletes) and
+/// commits the records. A file error fails its own job; a database error
+/// fails the batch, and then every move is undone. Returns true when the
+/// batch's intents could not be settled yet (recovery is owed).
+fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) -> bool {
   let mut outcomes = Vec::with_capacity(logged.len());
+  let mut moves: Vec<Moved> = Vec::new();
   let mut touched_dirs: Vec<PathBuf> = Vec::new();
   let result = (|| -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -229,14 +279,22 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
       match entry {
         Logged::Write { id, seq, job } => {
           let path = id::file_path(&ctx.root, &id);
+          let temp = ctx.temp_dir.join(&job.temp_name);
           let previous = db::record_token(&tx, &id)?;
           let placed = if matches!(job.target, WriteTarget::Existing { .. }) && previous.is_none() {
             Err(Error::not_found(&id))
           } else {
-            put_in_place(ctx, &job.temp_name, &path, &mut touched_dirs)
+            put_in_place(&temp, &path, &mut touched_dirs)
           };
           let result = match placed {
-            Ok(()) => {
+            Ok(placed) => {
+              let obsolete = (placed == Placed::Exchanged).then(|| temp.clone());
+              moves.push(Moved {
+                from: temp,
+                to: path,
+                placed,
+                obsolete,
+              });
               let token = next_token(previous, now);
               db::upsert_record(&tx, &id, token, &serde_json::to_string(&job.meta)?)?;
               Ok(StoredRecord {
@@ -253,9 +311,22 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
           db::delete_intent(&tx, seq)?;
           outcomes.push(Outcome::Write(job.reply, result));
         }
-        Logged::Delete { id, seq, reply } => {
+        Logged::Delete { id, seq, aside, reply } => {
           let path = id::file_path(&ctx.root, &id);
-          let result = files::remove_if_exists(&path);
+          let aside = ctx.temp_dir.join(aside);
+          let file_moved = match std::fs::rename(&path, &aside) {
+            Ok(()) => {
+              moves.push(Moved {
+                from: path.clone(),
+                to: aside.clone(),
+                placed: Placed::Renamed,
+                obsolete: Some(aside),
+              });
+              Ok(true)
+            }
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err.into()),
+          };
           let record_removed = db::delete_record(&tx, &id)?;
           if let Some(dir) = path.parent() {
             touched_dirs.push(dir.to_owned());
@@ -263,7 +334,7 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
           db::delete_intent(&tx, seq)?;
           outcomes.push(Outcome::Delete(
             reply,
-            result.map(|file_removed| file_removed || record_removed),
+            file_moved.map(|file_moved| file_moved || record_removed),
           ));
         }
       }
@@ -280,27 +351,32 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) {
     Ok(())
   })();
   match result {
-    Ok(()) => outcomes.into_iter().for_each(Outcome::send),
+    Ok(()) => {
+      outcomes.into_iter().for_each(Outcome::send);
+      for obsolete in moves.into_iter().filter_map(|moved| moved.obsolete) {
+        let _ = files::remove_if_exists(&obsolete);
+      }
+      false
+    }
     Err(err) => {
+      // Undo in reverse order, so every path gets back the file it had.
+      for moved in moves.iter().rev() {
+        let _ = files::unplace(&moved.from, &moved.to, moved.placed);
+      }
       let err = Error::internal(format!("the write was not committed: {err}"));
       outcomes.into_iter().for_each(|outcome| outcome.fail(err.clone()));
-      let _ = recover(conn, ctx, true);
+      recover(conn, ctx).is_err()
     }
   }
 }
 
-/// Renames a temporary file to its final path, creating the prefix folder.
-fn put_in_place(
-  ctx: &WriterContext,
-  temp_name: &str,
-  path: &std::path::Path,
-  touched_dirs: &mut Vec<PathBuf>,
-) -> Result<()> {
+/// Puts a temporary file at its image path (see [`files::place`]), creating
+/// the prefix folder.
+fn put_in_place(temp: &Path, path: &Path, touched_dirs: &mut Vec<PathBuf>) -> Result<Placed> {
   let dir = path.parent().expect("image paths have a parent");
   if !touched_dirs.iter().any(|known| known == dir) {
     std::fs::create_dir_all(dir)?;
     touched_dirs.push(dir.to_owned());
   }
-  std::fs::rename(ctx.temp_dir.join(temp_name), path)?;
-  Ok(())
+  Ok(files::place(temp, path)?)
 }
