@@ -3,6 +3,7 @@
 // Argument checks and error handling modes live here; the work happens in Rust.
 
 const { isUint8Array } = require('node:util').types
+const cluster = require('node:cluster')
 const native = require('./index.js')
 const { PixstoreError, fromNative, handleSync, handleAsync, setErrorHandlingMode } = require('./lib/errors.js')
 
@@ -35,6 +36,15 @@ function optionalDir(dir) {
   return dir
 }
 
+/**
+ * Whether this process is one of several started alike, which share the
+ * default endpoint's port and need shared proofs: a node:cluster worker (PM2's
+ * cluster mode forks through node:cluster) or a PM2 instance (NODE_APP_INSTANCE).
+ */
+function oneOfSeveralProcesses() {
+  return cluster.isWorker || process.env.NODE_APP_INSTANCE !== undefined
+}
+
 // Whether this instance of the module has initialized the backend. A fresh
 // instance (a new Jest test file, jest.resetModules) starts from the defaults,
 // as a fresh copy of pixstore's module would, even though the native backend
@@ -52,7 +62,7 @@ function initPixstoreBackend(config = {}) {
   }
   let applied
   try {
-    applied = native.initPixstoreBackend(config, !initialized)
+    applied = native.initPixstoreBackend(config, !initialized, oneOfSeveralProcesses())
   } catch (error) {
     throw fromNative(error)
   }

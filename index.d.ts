@@ -57,8 +57,9 @@ export interface InitOutcome {
 /**
  * Applies a configuration merged over the current one, or over the defaults
  * when `fromDefaults` (the first init of a JS module instance).
+ * `oneOfSeveralProcesses`: this process is a node:cluster worker or a PM2 instance.
  */
-export declare function initPixstoreBackend(config: Record<string, unknown>, fromDefaults: boolean): InitOutcome
+export declare function initPixstoreBackend(config: Record<string, unknown>, fromDefaults: boolean, oneOfSeveralProcesses: boolean): InitOutcome
 
 /** Encrypts and stores a new image. The bytes are copied before this returns. */
 export declare function saveImage(buffer: Uint8Array, dir?: string | undefined | null): Promise<ImageRecord>

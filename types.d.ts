@@ -61,6 +61,19 @@ export interface PixstoreBackendConfig {
    * `'fsync'` also survives power loss (fsync of files and folders, SQLite synchronous=FULL).
    */
   durability: 'process' | 'fsync'
+  /**
+   * pixstore-native only: secrets shared by every process and host (each at least 32
+   * characters). Proofs become HMAC-SHA256 of the id and window, made with the first key
+   * and accepted under any listed key; rotate with `[new, old]`, then `[new]`. `null`
+   * (the default) keeps pixstore's per-process proofs.
+   */
+  proofKeys: readonly string[] | null
+  /**
+   * pixstore-native only: bind the default endpoint with `SO_REUSEPORT`, so several
+   * processes listen on one port. Default (`null`): on in node:cluster workers and PM2
+   * instances, off otherwise.
+   */
+  defaultEndpointReusePort: boolean | null
 }
 
 /** The state byte that starts every wire payload. */

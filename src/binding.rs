@@ -16,7 +16,7 @@ use napi_derive::napi;
 
 use crate::config::ConfigValue;
 use crate::error::{Error, ErrorKind};
-use crate::service::{ImageRecord, Pixstore};
+use crate::service::{ImageRecord, Pixstore, Surroundings};
 
 /// The code the JS layer reads off an error message's `[CODE] ` prefix.
 /// (napi-rs only carries its own `Status` as `error.code` out of exported
@@ -193,12 +193,22 @@ pub struct InitOutcome {
 
 /// Applies a configuration merged over the current one, or over the defaults
 /// when `fromDefaults` (the first init of a JS module instance).
-#[napi(ts_args_type = "config: Record<string, unknown>, fromDefaults: boolean")]
-pub fn init_pixstore_backend(env: &Env, config: JsConfig, from_defaults: bool) -> napi::Result<InitOutcome> {
+/// `oneOfSeveralProcesses`: this process is a node:cluster worker or a PM2 instance.
+#[napi(ts_args_type = "config: Record<string, unknown>, fromDefaults: boolean, oneOfSeveralProcesses: boolean")]
+pub fn init_pixstore_backend(
+  env: &Env,
+  config: JsConfig,
+  from_defaults: bool,
+  one_of_several_processes: bool,
+) -> napi::Result<InitOutcome> {
   let cwd = std::env::current_dir().map_err(|err| to_js(err.into()))?;
   let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
+  let surroundings = Surroundings {
+    cwd,
+    one_of_several_processes,
+  };
   let applied = backend(env)?
-    .init(&config.0, from_defaults, &runtime, &cwd)
+    .init(&config.0, from_defaults, &runtime, &surroundings)
     .map_err(to_js)?;
   Ok(InitOutcome {
     error_handling_mode: applied.config.error_handling_mode.clone(),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::proof::MIN_PROOF_KEY_LENGTH;
 
 /// A configuration value exactly as JavaScript passed it: numbers stay `f64`
 /// (`NaN` and `±Infinity` included, so they get the key's own message rather
@@ -98,6 +99,28 @@ pub enum Durability {
   Fsync,
 }
 
+/// A secret from the configuration: usable, never printed (`Debug` shows `[redacted]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+  /// Wraps a secret.
+  pub fn new(secret: impl Into<String>) -> Secret {
+    Secret(secret.into())
+  }
+
+  /// The secret itself.
+  pub fn expose(&self) -> &str {
+    &self.0
+  }
+}
+
+impl std::fmt::Debug for Secret {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str("[redacted]")
+  }
+}
+
 /// The backend configuration, always complete and valid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -125,6 +148,11 @@ pub struct Config {
   pub max_image_bytes: u64,
   /// Durability of writes.
   pub durability: Durability,
+  /// Shared secrets for keyed proofs (`proofKeys`); empty for pixstore's salted proofs.
+  pub proof_keys: Vec<Secret>,
+  /// Whether the endpoint's socket is bound with `SO_REUSEPORT`
+  /// (`defaultEndpointReusePort`); `None` decides by the environment (see [`Config::reuse_port`]).
+  pub default_endpoint_reuse_port: Option<bool>,
   /// The frontend keys the reference validates here too.
   frontend: FrontendLimits,
 }
@@ -144,6 +172,8 @@ impl Default for Config {
       error_handling_mode: "hybrid".into(),
       max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
       durability: Durability::Process,
+      proof_keys: Vec::new(),
+      default_endpoint_reuse_port: None,
       frontend: FrontendLimits::default(),
     }
   }
@@ -293,6 +323,17 @@ impl Config {
             .filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= 2f64.powi(53));
           next.max_image_bytes = max.ok_or_else(|| Error::config("maxImageBytes must be a positive integer"))? as u64;
         }
+        "proofKeys" => next.proof_keys = parse_proof_keys(value)?,
+        "defaultEndpointReusePort" => {
+          next.default_endpoint_reuse_port = match value {
+            ConfigValue::Null => None,
+            value => Some(
+              value
+                .as_bool()
+                .ok_or_else(|| Error::config("defaultEndpointReusePort must be a boolean (or null for automatic)"))?,
+            ),
+          }
+        }
         "durability" => {
           next.durability = match value.as_str() {
             Some("process") => Durability::Process,
@@ -306,6 +347,13 @@ impl Config {
     Ok(next)
   }
 
+  /// Whether the endpoint binds with `SO_REUSEPORT`: as configured, else
+  /// when this process is one of several started alike (a `node:cluster`
+  /// worker or a PM2 instance), whose siblings listen on the same port.
+  pub fn reuse_port(&self, one_of_several_processes: bool) -> bool {
+    self.default_endpoint_reuse_port.unwrap_or(one_of_several_processes)
+  }
+
   /// `imageRootDir` resolved against `cwd`.
   pub fn image_root(&self, cwd: &Path) -> PathBuf {
     cwd.join(&self.image_root_dir)
@@ -315,6 +363,35 @@ impl Config {
   pub fn database_file(&self, cwd: &Path) -> PathBuf {
     cwd.join(&self.database_path)
   }
+}
+
+/// `proofKeys`: `null` for none (pixstore's proofs), else a non-empty array of
+/// secrets of at least [`MIN_PROOF_KEY_LENGTH`] characters (JS string length).
+fn parse_proof_keys(value: &ConfigValue) -> Result<Vec<Secret>> {
+  if *value == ConfigValue::Null {
+    return Ok(Vec::new());
+  }
+  let items = value.as_array().filter(|items| !items.is_empty()).ok_or_else(|| {
+    Error::config(format!(
+      "proofKeys must be a non-empty array of secret strings of at least {MIN_PROOF_KEY_LENGTH} characters (or null for none)"
+    ))
+  })?;
+  items
+    .iter()
+    .enumerate()
+    .map(|(index, item)| {
+      let key = item
+        .as_str()
+        .ok_or_else(|| Error::config(format!("proofKeys[{index}] must be a string")))?;
+      let length = key.encode_utf16().count();
+      if length < MIN_PROOF_KEY_LENGTH {
+        return Err(Error::config(format!(
+          "proofKeys[{index}] must be at least {MIN_PROOF_KEY_LENGTH} characters long (it has {length})"
+        )));
+      }
+      Ok(Secret::new(key))
+    })
+    .collect()
 }
 
 fn parse_formats(value: &ConfigValue) -> Result<Vec<String>> {

@@ -1,9 +1,11 @@
 //! The default endpoint: a hyper HTTP/1 server on the addon's tokio runtime
 //! with pixstore's routes and CORS headers. It answers 4xx to malformed
 //! requests, bounds header size and header read time, and shuts down
-//! gracefully (keep-alive connections included).
+//! gracefully (keep-alive connections included). It knows nothing of its
+//! owner: a [`Handler`] gives the routing and the payload of each request.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -25,7 +27,23 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::service::Pixstore;
+
+/// What the endpoint asks of whoever runs it.
+pub trait Handler: Send + Sync + 'static {
+  /// The route prefix and the `Access-Control-Allow-Origin` value, or `None`
+  /// once the owner has closed (the endpoint then answers 503).
+  fn routing(&self) -> Option<(String, String)>;
+
+  /// The wire payload for a request for `id` (already percent-decoded and
+  /// valid) with its client token and proof header. Never fails: failures
+  /// are wire states.
+  fn payload(
+    &self,
+    id: String,
+    client_token: Option<f64>,
+    proof: Option<String>,
+  ) -> impl Future<Output = Vec<u8>> + Send;
+}
 
 /// Time a client has to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,24 +54,68 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running endpoint.
 pub struct Endpoint {
-  host: String,
-  port: u16,
+  listen: Listen,
   address: SocketAddr,
   stop: Option<oneshot::Sender<()>>,
   listener_closed: mpsc::Receiver<()>,
   task: JoinHandle<()>,
 }
 
+/// Where and how to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+  /// Host name or address.
+  pub host: String,
+  /// Port.
+  pub port: u16,
+  /// Bind with `SO_REUSEPORT`, so sibling processes can listen on the same
+  /// port (Linux spreads connections over them; macOS accepts it but sends
+  /// every connection to one; Windows has no such option and ignores it).
+  pub reuse_port: bool,
+}
+
+/// Binds a listening socket for `listen`; the error says what to do about it.
+fn bind(listen: &Listen) -> Result<StdTcpListener> {
+  let Listen { host, port, reuse_port } = listen;
+  let address = (host.as_str(), *port)
+    .to_socket_addrs()
+    .ok()
+    .and_then(|mut addresses| addresses.next())
+    .ok_or_else(|| Error::internal(format!("cannot resolve defaultEndpointListenHost {host:?}")))?;
+  let bound = (|| -> std::io::Result<StdTcpListener> {
+    let socket = socket2::Socket::new(
+      socket2::Domain::for_address(address),
+      socket2::Type::STREAM,
+      Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    {
+      socket.set_reuse_address(true)?;
+      if *reuse_port {
+        socket.set_reuse_port(true)?;
+      }
+    }
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+  })();
+  bound.map_err(|err| {
+    let advice = if err.kind() == std::io::ErrorKind::AddrInUse && !reuse_port {
+      ". Another process holds the port: choose another defaultEndpointListenPort, or set defaultEndpointEnabled: false and serve images from your own route with customEndpointHelper(). Processes of one app (node:cluster, PM2) share the port by themselves; other process managers can set defaultEndpointReusePort: true (Linux)"
+    } else if err.kind() == std::io::ErrorKind::AddrInUse {
+      ". The port is held by a socket that was not opened with SO_REUSEPORT (another program, or the same app without it)"
+    } else {
+      ""
+    };
+    Error::internal(format!("Pixstore endpoint cannot listen on {host}:{port}: {err}{advice}"))
+  })
+}
+
 impl Endpoint {
-  /// Binds `host:port` now (so errors surface to the caller) and serves on `runtime`.
-  pub fn start(runtime: &Handle, host: &str, port: u16, pixstore: Arc<Pixstore>) -> Result<Endpoint> {
-    let address = (host, port)
-      .to_socket_addrs()
-      .ok()
-      .and_then(|mut addresses| addresses.next())
-      .ok_or_else(|| Error::internal(format!("cannot resolve defaultEndpointListenHost {host:?}")))?;
-    let listener = StdTcpListener::bind(address)
-      .map_err(|err| Error::internal(format!("Pixstore endpoint cannot listen on {host}:{port}: {err}")))?;
+  /// Binds `listen` now (so errors surface to the caller) and serves on
+  /// `runtime`, asking `handler` for every response.
+  pub fn start<H: Handler>(runtime: &Handle, listen: &Listen, handler: Arc<H>) -> Result<Endpoint> {
+    let listener = bind(listen)?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let listener = {
@@ -62,10 +124,9 @@ impl Endpoint {
     };
     let (stop, stopped) = oneshot::channel();
     let (closed, listener_closed) = mpsc::channel();
-    let task = runtime.spawn(serve(listener, pixstore, stopped, closed));
+    let task = runtime.spawn(serve(listener, handler, stopped, closed));
     Ok(Endpoint {
-      host: host.to_string(),
-      port,
+      listen: listen.clone(),
       address,
       stop: Some(stop),
       listener_closed,
@@ -73,14 +134,9 @@ impl Endpoint {
     })
   }
 
-  /// Whether this endpoint listens where `host:port` asks.
-  pub fn listens_on(&self, host: &str, port: u16) -> bool {
-    self.host == host && self.port == port
-  }
-
-  /// The configured listen host.
-  pub fn host(&self) -> &str {
-    &self.host
+  /// How this endpoint listens.
+  pub fn listen(&self) -> &Listen {
+    &self.listen
   }
 
   /// The bound address.
@@ -99,9 +155,9 @@ impl Endpoint {
   }
 }
 
-async fn serve(
+async fn serve<H: Handler>(
   listener: tokio::net::TcpListener,
-  pixstore: Arc<Pixstore>,
+  handler: Arc<H>,
   mut stopped: oneshot::Receiver<()>,
   closed: mpsc::Sender<()>,
 ) {
@@ -116,8 +172,8 @@ async fn serve(
       accepted = listener.accept() => match accepted {
         Ok((stream, _)) => {
           let _ = stream.set_nodelay(true);
-          let pixstore = Arc::clone(&pixstore);
-          let service = service_fn(move |request| respond(request, Arc::clone(&pixstore)));
+          let handler = Arc::clone(&handler);
+          let service = service_fn(move |request| respond(request, Arc::clone(&handler)));
           let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
           tokio::spawn(async move {
             let _ = connection.await;
@@ -143,14 +199,14 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
   response
 }
 
-async fn respond(
+async fn respond<H: Handler>(
   request: Request<Incoming>,
-  pixstore: Arc<Pixstore>,
+  handler: Arc<H>,
 ) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
-  let Some((route, origin)) = pixstore.endpoint_routing() else {
+  let Some((route, origin)) = handler.routing() else {
     return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "Pixstore backend is closed"));
   };
-  let mut response = route_request(&request, &route, &pixstore).await;
+  let mut response = route_request(&request, &route, &*handler).await;
   let headers = response.headers_mut();
   headers.insert(
     ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -164,7 +220,7 @@ async fn respond(
   Ok(response)
 }
 
-async fn route_request(request: &Request<Incoming>, route: &str, pixstore: &Arc<Pixstore>) -> Response<Full<Bytes>> {
+async fn route_request<H: Handler>(request: &Request<Incoming>, route: &str, handler: &H) -> Response<Full<Bytes>> {
   if request.method() == Method::OPTIONS {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
@@ -194,7 +250,7 @@ async fn route_request(request: &Request<Incoming>, route: &str, pixstore: &Arc<
     .filter(|proof| !proof.is_empty())
     .map(String::from);
   let client_token = header("x-pixstore-token").and_then(parse_js_number);
-  let payload = pixstore.payload(Some(id), client_token, proof).await;
+  let payload = handler.payload(id, client_token, proof).await;
   let length = payload.len();
   let mut response = Response::new(Full::new(Bytes::from(payload)));
   let headers = response.headers_mut();

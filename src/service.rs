@@ -2,18 +2,18 @@
 //! endpoint, and the operations of the pixstore API on top of them (id
 //! validation, proofs, wire payloads). No napi types: the binding calls this.
 
-use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::runtime::Handle;
 
 use crate::config::{Config, ConfigValue};
 use crate::crypto::{random_bytes, ImageMeta};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Handler, Listen};
 use crate::error::{Error, Result};
 use crate::id;
-use crate::proof;
+use crate::proof::Proofs;
 use crate::store::{Database, ImageRules, PlainImage, Store, StoreLocation, StoredRecord};
 use crate::wire::{self, WireState};
 
@@ -30,6 +30,16 @@ pub struct ImageRecord {
   pub stateless_proof: String,
 }
 
+/// What init needs to know of the process it runs in.
+pub struct Surroundings {
+  /// The working directory relative paths resolve against.
+  pub cwd: PathBuf,
+  /// Whether this process is one of several started alike (a `node:cluster`
+  /// worker or a PM2 instance): the endpoint then shares its port
+  /// (`SO_REUSEPORT`), and proofs must be shared (`proofKeys`).
+  pub one_of_several_processes: bool,
+}
+
 /// What an init applied.
 pub struct Applied {
   /// The configuration now in effect.
@@ -44,6 +54,8 @@ pub struct Active {
   pub config: Config,
   /// The open store.
   pub store: Arc<Store>,
+  /// How proofs are made and checked (from `proofKeys`).
+  pub proofs: Proofs,
 }
 
 /// The pixstore backend: what `initPixstoreBackend` sets up.
@@ -76,8 +88,9 @@ impl Pixstore {
     overrides: &[(String, ConfigValue)],
     from_defaults: bool,
     runtime: &Handle,
-    cwd: &Path,
+    surroundings: &Surroundings,
   ) -> Result<Applied> {
+    let cwd = surroundings.cwd.as_path();
     let _lifecycle = self.lifecycle.lock().map_err(|_| poisoned())?;
     let base = match from_defaults {
       true => Config::default(),
@@ -101,7 +114,7 @@ impl Pixstore {
       }
       _ => Store::open(location).map_err(|err| Error::config(format!("Cannot open the Pixstore store: {err}")))?,
     };
-    let warnings = store
+    let mut warnings: Vec<String> = store
       .read_only()
       .map(|reason| {
         format!(
@@ -110,10 +123,12 @@ impl Pixstore {
       })
       .into_iter()
       .collect();
-    self.apply_endpoint(&config, runtime)?;
+    warnings.extend(unshared_proofs_warning(&config, surroundings));
+    self.apply_endpoint(&config, surroundings, runtime)?;
     *self.active.write().map_err(|_| poisoned())? = Some(Arc::new(Active {
       config: config.clone(),
       store: Arc::clone(&store),
+      proofs: Proofs::new(&config.proof_keys),
     }));
     *self.config.lock().map_err(|_| poisoned())? = config.clone();
     if let Some(previous) = current.filter(|previous| !Arc::ptr_eq(&previous.store, &store)) {
@@ -123,34 +138,36 @@ impl Pixstore {
   }
 
   /// Starts, stops or moves the endpoint to match `config`.
-  fn apply_endpoint(self: &Arc<Self>, config: &Config, runtime: &Handle) -> Result<()> {
+  fn apply_endpoint(self: &Arc<Self>, config: &Config, surroundings: &Surroundings, runtime: &Handle) -> Result<()> {
     let mut endpoint = self.endpoint.lock().map_err(|_| poisoned())?;
-    let host = &config.default_endpoint_listen_host;
-    let port = config.default_endpoint_listen_port;
-    let wanted = config.default_endpoint_enabled;
-    if !wanted {
+    if !config.default_endpoint_enabled {
       if let Some(running) = endpoint.take() {
         drop(running.stop());
       }
       return Ok(());
     }
-    if endpoint.as_ref().is_some_and(|running| running.listens_on(host, port)) {
+    let listen = Listen {
+      host: config.default_endpoint_listen_host.clone(),
+      port: config.default_endpoint_listen_port,
+      reuse_port: config.reuse_port(surroundings.one_of_several_processes),
+    };
+    if endpoint.as_ref().is_some_and(|running| *running.listen() == listen) {
       return Ok(());
     }
     // Bind the new address while the old endpoint still runs, so a failure
     // changes nothing; only when the old one holds the port, stop it first.
-    let started = match Endpoint::start(runtime, host, port, Arc::clone(self)) {
+    let started = match Endpoint::start(runtime, &listen, Arc::clone(self)) {
       Ok(started) => started,
       Err(err) => {
-        let Some(running) = endpoint.take_if(|running| running.address().port() == port) else {
+        let Some(running) = endpoint.take_if(|running| running.address().port() == listen.port) else {
           return Err(err);
         };
-        let (old_host, old_port) = (running.host().to_string(), port);
+        let previous = running.listen().clone();
         drop(running.stop());
-        match Endpoint::start(runtime, host, port, Arc::clone(self)) {
+        match Endpoint::start(runtime, &listen, Arc::clone(self)) {
           Ok(started) => started,
           Err(err) => {
-            *endpoint = Endpoint::start(runtime, &old_host, old_port, Arc::clone(self)).ok();
+            *endpoint = Endpoint::start(runtime, &previous, Arc::clone(self)).ok();
             return Err(err);
           }
         }
@@ -204,17 +221,8 @@ impl Pixstore {
       .ok_or_else(Error::not_initialized)
   }
 
-  /// Route and allowed origin of the endpoint, if the backend is open.
-  pub fn endpoint_routing(&self) -> Option<(String, String)> {
-    let active = self.active().ok()?;
-    Some((
-      active.config.default_endpoint_route.clone(),
-      active.config.access_control_allow_origin.clone(),
-    ))
-  }
-
   fn with_proof(active: &Active, record: StoredRecord) -> ImageRecord {
-    let stateless_proof = proof::current_proof(
+    let stateless_proof = active.proofs.current(
       &record.id,
       crate::store::now_ms(),
       active.config.stateless_key_window_length,
@@ -335,9 +343,37 @@ impl Pixstore {
       return wire::state_only(WireState::InternalError);
     };
     let window = active.config.stateless_key_window_length;
-    if !id::is_valid(&id) || !proof::verify(&id, &proof, crate::store::now_ms(), window) {
+    if !id::is_valid(&id) || !active.proofs.verify(&id, &proof, crate::store::now_ms(), window) {
       return wire::state_only(WireState::InvalidProof);
     }
     active.store.wire_payload(id, client_token).await
   }
+}
+
+impl Handler for Pixstore {
+  fn routing(&self) -> Option<(String, String)> {
+    let active = self.active().ok()?;
+    Some((
+      active.config.default_endpoint_route.clone(),
+      active.config.access_control_allow_origin.clone(),
+    ))
+  }
+
+  async fn payload(&self, id: String, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
+    Pixstore::payload(self, Some(id), client_token, proof).await
+  }
+}
+
+/// The warning, once per process, that proofs will not validate across the
+/// processes of a cluster: it runs as one of several (node:cluster, PM2)
+/// without `proofKeys`.
+fn unshared_proofs_warning(config: &Config, surroundings: &Surroundings) -> Option<String> {
+  static WARNED: AtomicBool = AtomicBool::new(false);
+  if !config.proof_keys.is_empty() || !surroundings.one_of_several_processes || WARNED.swap(true, Ordering::Relaxed) {
+    return None;
+  }
+  Some(
+    "pixstore-native: this process is one of several (a node:cluster worker or a PM2 instance) but proofKeys is not set, so a proof made by one process is InvalidProof in the others. Set proofKeys to secrets every process shares, e.g. initPixstoreBackend({ proofKeys: [process.env.PIXSTORE_PROOF_KEY] }) with a key from `openssl rand -base64 32`."
+      .to_string(),
+  )
 }

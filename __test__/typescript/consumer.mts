@@ -23,7 +23,14 @@ import type {
 
 const mode: ErrorHandlingMode = 'hybrid'
 const formats: ImageFormat[] = ['png', 'jpg']
-const config: Partial<PixstoreBackendConfig> = { errorHandlingMode: mode, imageFormats: formats, durability: 'fsync' }
+const config: Partial<PixstoreBackendConfig> = {
+  errorHandlingMode: mode,
+  imageFormats: formats,
+  durability: 'fsync',
+  databasePath: ':memory:',
+  proofKeys: (process.env.PIXSTORE_PROOF_KEYS ?? '').split(','),
+  defaultEndpointReusePort: null,
+}
 initPixstoreBackend(config)
 
 const record: ImageRecord | null = getImageRecord('id')

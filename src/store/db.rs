@@ -3,9 +3,9 @@
 //! them. Every statement is cached on its connection.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 
 use crate::config::Durability;
 use crate::error::{Error, Result};
@@ -121,28 +121,60 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool> {
 
 /// Switches a database file to WAL (an in-memory one has no WAL) and creates
 /// the tables: pixstore's exactly, plus ours. Writes nothing when they exist.
+/// Any number of processes may run this on one database at the same time:
+/// every step waits for the others' locks instead of failing with "database
+/// is locked" (measured before: 1 to 4 failures in 60 rounds of 8 processes
+/// opening a fresh store at the same instant).
 pub fn create_schema(conn: &Connection, database: &Database) -> Result<()> {
   if matches!(database, Database::File(_)) {
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-      return Err(Error::internal(format!(
-        "could not switch the database to WAL (got {mode})"
-      )));
-    }
+    switch_to_wal(conn)?;
   }
   if has_table(conn, "image_records")? && has_table(conn, INTENTS_TABLE)? {
     return Ok(());
   }
+  // BEGIN IMMEDIATE takes the write lock through the busy handler; a
+  // statement that read first and then wanted to write could get SQLITE_BUSY
+  // at once (SQLite's deadlock avoidance does not wait).
   conn.execute_batch(&format!(
-    "CREATE TABLE IF NOT EXISTS image_records (
+    "BEGIN IMMEDIATE;
+     CREATE TABLE IF NOT EXISTS image_records (
        id TEXT PRIMARY KEY,
        token INTEGER NOT NULL,
        meta TEXT NOT NULL
      );
      CREATE TABLE IF NOT EXISTS {INTENTS_TABLE} ({INTENT_COLUMNS});
-     CREATE INDEX IF NOT EXISTS pixstore_native_intents_by_id ON {INTENTS_TABLE}(id);"
+     CREATE INDEX IF NOT EXISTS pixstore_native_intents_by_id ON {INTENTS_TABLE}(id);
+     COMMIT;"
   ))?;
   Ok(())
+}
+
+/// `PRAGMA journal_mode=WAL`, retried while another process holds the lock
+/// it needs: SQLite answers this pragma's lock conflicts with SQLITE_BUSY at
+/// once rather than through the busy handler. An existing WAL database is
+/// left as it is (no lock needed).
+fn switch_to_wal(conn: &Connection) -> Result<()> {
+  let deadline = Instant::now() + BUSY_TIMEOUT;
+  let mut attempt: u64 = 0;
+  loop {
+    let current: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+    if current.eq_ignore_ascii_case("wal") {
+      return Ok(());
+    }
+    match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)) {
+      Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+      Ok(mode) => {
+        return Err(Error::internal(format!(
+          "could not switch the database to WAL (got {mode})"
+        )))
+      }
+      Err(err) if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && Instant::now() < deadline => {
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(1 + (attempt * 7) % 20));
+      }
+      Err(err) => return Err(err.into()),
+    }
+  }
 }
 
 /// What the database says about one id at one moment.
