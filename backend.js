@@ -81,6 +81,15 @@ function getImageRecord(id) {
   return handleSync(() => native.getImageRecord(requireId(id)))
 }
 
+/**
+ * The image record as the database has it now (with a fresh proof), or null. For
+ * a store in PostgreSQL this asks the database rather than the in-process replica
+ * that getImageRecord answers from.
+ */
+async function getImageRecordAsync(id) {
+  return handleAsync(async () => native.getImageRecordAsync(requireId(id)))
+}
+
 /** Encrypts and stores a new image; `dir` prefixes its id. */
 async function saveImage(buffer, dir) {
   return handleAsync(async () => native.saveImage(requireImage(buffer), optionalDir(dir)))
@@ -128,6 +137,7 @@ async function customEndpointHelper(imageId, clientToken, statelessProof) {
 exports.initPixstoreBackend = initPixstoreBackend
 exports.closePixstoreBackend = closePixstoreBackend
 exports.getImageRecord = getImageRecord
+exports.getImageRecordAsync = getImageRecordAsync
 exports.saveImage = saveImage
 exports.saveImageFromFile = saveImageFromFile
 exports.updateImage = updateImage

@@ -5,6 +5,7 @@ export const {
   initPixstoreBackend,
   closePixstoreBackend,
   getImageRecord,
+  getImageRecordAsync,
   saveImage,
   saveImageFromFile,
   updateImage,

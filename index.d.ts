@@ -21,6 +21,9 @@ export declare function deleteImage(id: string): Promise<boolean>
 /** The record of an image, or null (synchronous). */
 export declare function getImageRecord(id: string): ImageRecord | null
 
+/** The record of an image as the database has it now, or null. */
+export declare function getImageRecordAsync(id: string): Promise<ImageRecord | null>
+
 /** Decryption meta of an image (standard base64). */
 export interface ImageDecryptionMeta {
   /** AES-256 key. */

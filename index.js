@@ -839,6 +839,7 @@ module.exports.closePixstoreBackend = nativeBinding.closePixstoreBackend
 module.exports.customEndpointHelper = nativeBinding.customEndpointHelper
 module.exports.deleteImage = nativeBinding.deleteImage
 module.exports.getImageRecord = nativeBinding.getImageRecord
+module.exports.getImageRecordAsync = nativeBinding.getImageRecordAsync
 module.exports.imageExists = nativeBinding.imageExists
 module.exports.initPixstoreBackend = nativeBinding.initPixstoreBackend
 module.exports.saveImage = nativeBinding.saveImage

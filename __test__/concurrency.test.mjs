@@ -1,28 +1,32 @@
 // Concurrency: 32 concurrent updates of one id with concurrent reads, in one
 // process and in two processes sharing one store: every read decrypts, and
-// tokens strictly increase.
+// tokens strictly increase. Runs against the local store, and against
+// PostgreSQL + S3 with PIXSTORE_TEST_STORE=remote.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { join } from 'node:path'
 import * as backend from 'pixstore-native/backend'
 import { tempDir, makePng } from './helpers.mjs'
+import { storeUnderTest } from './support/store-under-test.mjs'
 
 const dir = tempDir()
+const store = await storeUnderTest(dir.path)
+const config = {
+  ...store.config,
+  defaultEndpointEnabled: false,
+  errorHandlingMode: 'throw',
+  statelessKeyWindowLength: -1,
+  proofKeys: ['a proof key both processes of this test share'],
+}
 let hammer
 before(async () => {
-  backend.initPixstoreBackend({
-    imageRootDir: join(dir.path, 'images'),
-    databasePath: join(dir.path, 'store.sqlite'),
-    defaultEndpointEnabled: false,
-    errorHandlingMode: 'throw',
-    statelessKeyWindowLength: -1,
-  })
+  backend.initPixstoreBackend(config)
   ;({ hammer } = await import('./support/hammer-worker.mjs'))
 })
 after(async () => {
   await backend.closePixstoreBackend()
+  await store.stop()
   dir.remove()
 })
 
@@ -44,7 +48,7 @@ test('two processes hammering one store: every read in both decrypts', async () 
   const { id } = await backend.saveImage(makePng())
   const worker = new URL('./support/hammer-worker.mjs', import.meta.url).pathname
   const [child, ours] = await Promise.all([
-    promisify(execFile)(process.execPath, [worker, dir.path, id, '20']),
+    promisify(execFile)(process.execPath, [worker, JSON.stringify(config), id, '20']),
     hammer(id, 20, 500_000),
   ])
   assert.equal(Number(child.stdout.trim()), 20 * 32)

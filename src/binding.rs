@@ -235,6 +235,16 @@ pub fn get_image_record(env: &Env, id: String) -> napi::Result<Option<JsImageRec
     .map_err(to_js)
 }
 
+/// The record of an image as the database has it now, or null.
+#[napi(ts_return_type = "Promise<ImageRecord | null>")]
+pub fn get_image_record_async(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, Option<JsImageRecord>>> {
+  let backend = backend(env)?;
+  env.spawn_future(async move {
+    let record = backend.fetch_image_record(id).await;
+    record.map(|record| record.map(Into::into)).map_err(to_js)
+  })
+}
+
 /// Encrypts and stores a new image. The bytes are copied before this returns.
 #[napi(ts_return_type = "Promise<ImageRecord>")]
 pub fn save_image<'env>(

@@ -87,6 +87,12 @@ const KNOWN_FORMATS: &[&str] = &[
 /// The error handling modes of the JS layer.
 const ERROR_HANDLING_MODES: &[&str] = &["hybrid", "throw", "warn", "silent", "custom"];
 
+/// Default for `databasePoolSize`.
+pub const DEFAULT_DATABASE_POOL_SIZE: usize = 10;
+
+/// Default for `orphanGracePeriodMs`: one minute.
+pub const DEFAULT_ORPHAN_GRACE_PERIOD_MS: u64 = 60_000;
+
 /// Default for `maxImageBytes`: 50 MiB.
 pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 50 * 1024 * 1024;
 
@@ -153,8 +159,39 @@ pub struct Config {
   /// Whether the endpoint's socket is bound with `SO_REUSEPORT`
   /// (`defaultEndpointReusePort`); `None` decides by the environment (see [`Config::reuse_port`]).
   pub default_endpoint_reuse_port: Option<bool>,
+  /// PostgreSQL URL for the records (`databaseUrl`); `None` keeps them in SQLite.
+  pub database_url: Option<Secret>,
+  /// Largest number of PostgreSQL connections of one backend (`databasePoolSize`).
+  pub database_pool_size: usize,
+  /// S3-compatible storage for the encrypted bytes (`objectStore`); `None` keeps them in `imageRootDir`.
+  pub object_store: Option<ObjectStoreConfig>,
+  /// How long superseded, deleted or abandoned objects of a remote store stay
+  /// before any instance removes them, in ms (`orphanGracePeriodMs`).
+  pub orphan_grace_period_ms: u64,
   /// The frontend keys the reference validates here too.
   frontend: FrontendLimits,
+}
+
+/// Where the encrypted bytes go in S3-compatible storage (`objectStore`).
+/// Credentials not given here come from the standard `AWS_*` environment variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectStoreConfig {
+  /// The bucket, from `url` (`s3://bucket[/prefix]`).
+  pub bucket: String,
+  /// The key prefix, from `url`: empty, or ending in `/`.
+  pub prefix: String,
+  /// A custom endpoint (MinIO, R2, SeaweedFS…), requested path-style.
+  pub endpoint: Option<String>,
+  /// The region (default: `AWS_REGION`, else `us-east-1`).
+  pub region: Option<String>,
+  /// Access key id.
+  pub access_key_id: Option<Secret>,
+  /// Secret access key.
+  pub secret_access_key: Option<Secret>,
+  /// Session token of temporary credentials.
+  pub session_token: Option<Secret>,
+  /// Whether a plain `http://` endpoint is allowed.
+  pub allow_http: bool,
 }
 
 impl Default for Config {
@@ -174,6 +211,10 @@ impl Default for Config {
       durability: Durability::Process,
       proof_keys: Vec::new(),
       default_endpoint_reuse_port: None,
+      database_url: None,
+      database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
+      object_store: None,
+      orphan_grace_period_ms: DEFAULT_ORPHAN_GRACE_PERIOD_MS,
       frontend: FrontendLimits::default(),
     }
   }
@@ -324,6 +365,32 @@ impl Config {
           next.max_image_bytes = max.ok_or_else(|| Error::config("maxImageBytes must be a positive integer"))? as u64;
         }
         "proofKeys" => next.proof_keys = parse_proof_keys(value)?,
+        "databaseUrl" => {
+          next.database_url = match value {
+            ConfigValue::Null => None,
+            value => Some(Secret::new(parse_database_url(value)?)),
+          }
+        }
+        "databasePoolSize" => {
+          let size = value
+            .as_f64()
+            .filter(|v| v.fract() == 0.0 && (1.0..=1000.0).contains(v));
+          next.database_pool_size =
+            size.ok_or_else(|| Error::config("databasePoolSize must be an integer between 1 and 1000"))? as usize;
+        }
+        "objectStore" => {
+          next.object_store = match value {
+            ConfigValue::Null => None,
+            value => Some(parse_object_store(value)?),
+          }
+        }
+        "orphanGracePeriodMs" => {
+          let grace = value
+            .as_f64()
+            .filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= 2f64.powi(53));
+          next.orphan_grace_period_ms =
+            grace.ok_or_else(|| Error::config("orphanGracePeriodMs must be a positive integer (milliseconds)"))? as u64;
+        }
         "defaultEndpointReusePort" => {
           next.default_endpoint_reuse_port = match value {
             ConfigValue::Null => None,
@@ -363,6 +430,88 @@ impl Config {
   pub fn database_file(&self, cwd: &Path) -> PathBuf {
     cwd.join(&self.database_path)
   }
+}
+
+/// `databaseUrl`: a `postgres://` or `postgresql://` URL.
+fn parse_database_url(value: &ConfigValue) -> Result<String> {
+  let url = value
+    .as_str()
+    .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    .ok_or_else(|| {
+      Error::config(
+        "databaseUrl must be a postgres:// URL, e.g. postgres://user:password@host:5432/database (or null for SQLite)",
+      )
+    })?;
+  Ok(url.to_string())
+}
+
+/// `objectStore`: `{ url: 's3://bucket[/prefix]', endpoint?, region?, accessKeyId?, secretAccessKey?, sessionToken?, allowHttp? }`.
+fn parse_object_store(value: &ConfigValue) -> Result<ObjectStoreConfig> {
+  let ConfigValue::Object(entries) = value else {
+    return Err(Error::config(
+      "objectStore must be an object like { url: 's3://bucket/prefix' } (or null for the image folder)",
+    ));
+  };
+  let field = |name: &str| entries.iter().find(|(key, _)| key == name).map(|(_, value)| value);
+  let text = |name: &str| -> Result<Option<String>> {
+    match field(name) {
+      None | Some(ConfigValue::Null) => Ok(None),
+      Some(value) => value
+        .as_str()
+        .filter(|text| !text.is_empty())
+        .map(|text| Some(text.to_string()))
+        .ok_or_else(|| Error::config(format!("objectStore.{name} must be a non-empty string"))),
+    }
+  };
+  if let Some((unknown, _)) = entries.iter().find(|(key, _)| {
+    ![
+      "url",
+      "endpoint",
+      "region",
+      "accessKeyId",
+      "secretAccessKey",
+      "sessionToken",
+      "allowHttp",
+    ]
+    .contains(&key.as_str())
+  }) {
+    return Err(Error::config(format!(
+      "objectStore.{unknown} is not an objectStore option"
+    )));
+  }
+  let url = text("url")?.unwrap_or_default();
+  let location = url
+    .strip_prefix("s3://")
+    .filter(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    .ok_or_else(|| Error::config("objectStore.url must be s3://bucket or s3://bucket/prefix"))?;
+  let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+  let prefix = prefix.trim_matches('/');
+  let endpoint = text("endpoint")?;
+  if let Some(endpoint) = &endpoint {
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+      return Err(Error::config("objectStore.endpoint must be an http:// or https:// URL"));
+    }
+  }
+  let allow_http = match field("allowHttp") {
+    None | Some(ConfigValue::Null) => false,
+    Some(value) => value
+      .as_bool()
+      .ok_or_else(|| Error::config("objectStore.allowHttp must be a boolean"))?,
+  };
+  Ok(ObjectStoreConfig {
+    bucket: bucket.to_string(),
+    prefix: if prefix.is_empty() {
+      String::new()
+    } else {
+      format!("{prefix}/")
+    },
+    endpoint,
+    region: text("region")?,
+    access_key_id: text("accessKeyId")?.map(Secret::new),
+    secret_access_key: text("secretAccessKey")?.map(Secret::new),
+    session_token: text("sessionToken")?.map(Secret::new),
+    allow_http,
+  })
 }
 
 /// `proofKeys`: `null` for none (pixstore's proofs), else a non-empty array of

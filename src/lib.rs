@@ -2,12 +2,14 @@
 //! serving) in Rust. The core modules know nothing of Node; `binding` is the
 //! one thin layer that exposes them to JavaScript.
 
+pub mod backend;
 pub mod config;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;
 pub mod id;
 pub mod proof;
+pub mod remote;
 pub mod service;
 pub mod sniff;
 pub mod store;

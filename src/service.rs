@@ -2,18 +2,24 @@
 //! endpoint, and the operations of the pixstore API on top of them (id
 //! validation, proofs, wire payloads). No napi types: the binding calls this.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::runtime::Handle;
 
+use crate::backend::Backend;
+use crate::config::ObjectStoreConfig;
 use crate::config::{Config, ConfigValue};
 use crate::crypto::{random_bytes, ImageMeta};
 use crate::endpoint::{Endpoint, Handler, Listen};
 use crate::error::{Error, Result};
 use crate::id;
 use crate::proof::Proofs;
+use crate::remote::blobs::Blobs;
+use crate::remote::postgres::PgRepo;
+use crate::remote::sqlite::SqliteRepo;
+use crate::remote::RemoteStore;
 use crate::store::{Database, ImageRules, PlainImage, Store, StoreLocation, StoredRecord};
 use crate::wire::{self, WireState};
 
@@ -48,12 +54,43 @@ pub struct Applied {
   pub warnings: Vec<String>,
 }
 
+/// Where a backend keeps records and bytes: what decides, on re-init,
+/// whether the open one can be kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendLocation {
+  /// The local store (SQLite file or memory + image folder, pixstore's layout).
+  Local(StoreLocation),
+  /// A remote store.
+  Remote(Box<RemoteLocation>),
+}
+
+/// Where a remote store keeps records and bytes, and how it treats them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteLocation {
+  /// PostgreSQL URL, or `None` for the SQLite file.
+  pub database_url: Option<String>,
+  /// The SQLite file when there is no URL.
+  pub database_file: PathBuf,
+  /// The bucket, or `None` for the image folder.
+  pub objects: Option<ObjectStoreConfig>,
+  /// The image folder when there is no bucket.
+  pub image_root: PathBuf,
+  /// `databasePoolSize`.
+  pub pool_size: usize,
+  /// `orphanGracePeriodMs`.
+  pub grace_ms: u64,
+  /// `durability` (of the SQLite file).
+  pub durability: crate::config::Durability,
+}
+
 /// The configuration and store in use (replaced as a whole on re-init).
 pub struct Active {
   /// The effective configuration.
   pub config: Config,
-  /// The open store.
-  pub store: Arc<Store>,
+  /// Where the open backend keeps its data.
+  pub location: BackendLocation,
+  /// The open backend.
+  pub store: Arc<dyn Backend>,
   /// How proofs are made and checked (from `proofKeys`).
   pub proofs: Proofs,
 }
@@ -97,22 +134,11 @@ impl Pixstore {
       false => self.config.lock().map_err(|_| poisoned())?.clone(),
     };
     let config = base.merged(overrides)?;
-    let database = match config.database_path.as_str() {
-      // As better-sqlite3 (pixstore) reads it: a new, empty database on every init.
-      ":memory:" => Database::Memory(format!("pixstore-native-{}", hex(&random_bytes::<8>()?))),
-      _ => Database::File(config.database_file(cwd)),
-    };
-    let location = StoreLocation {
-      root: config.image_root(cwd),
-      database,
-      durability: config.durability,
-    };
+    let location = backend_location(&config, cwd)?;
     let current = self.active.read().map_err(|_| poisoned())?.clone();
     let store = match &current {
-      Some(active) if *active.store.location() == location && active.store.read_only().is_none() => {
-        Arc::clone(&active.store)
-      }
-      _ => Store::open(location).map_err(|err| Error::config(format!("Cannot open the Pixstore store: {err}")))?,
+      Some(active) if active.location == location && active.store.read_only().is_none() => Arc::clone(&active.store),
+      _ => open_backend(&location, runtime)?,
     };
     let mut warnings: Vec<String> = store
       .read_only()
@@ -127,12 +153,13 @@ impl Pixstore {
     self.apply_endpoint(&config, surroundings, runtime)?;
     *self.active.write().map_err(|_| poisoned())? = Some(Arc::new(Active {
       config: config.clone(),
+      location,
       store: Arc::clone(&store),
       proofs: Proofs::new(&config.proof_keys),
     }));
     *self.config.lock().map_err(|_| poisoned())? = config.clone();
     if let Some(previous) = current.filter(|previous| !Arc::ptr_eq(&previous.store, &store)) {
-      runtime.spawn(async move { previous.store.close().await });
+      runtime.spawn(Arc::clone(&previous.store).close());
     }
     Ok(Applied { config, warnings })
   }
@@ -193,7 +220,7 @@ impl Pixstore {
       }
     }
     if let Some(active) = active {
-      active.store.close().await;
+      Arc::clone(&active.store).close().await;
     }
   }
 
@@ -252,6 +279,17 @@ impl Pixstore {
     Ok(active.store.record(id)?.map(|record| Self::with_proof(&active, record)))
   }
 
+  /// `getImageRecordAsync`: the record as the database has it now (for a
+  /// remote store, not the replica), or `None`.
+  pub async fn fetch_image_record(&self, id: String) -> Result<Option<ImageRecord>> {
+    let active = self.active()?;
+    if !id::is_valid(&id) {
+      return Ok(None);
+    }
+    let record = Arc::clone(&active.store).fetch_record(id).await?;
+    Ok(record.map(|record| Self::with_proof(&active, record)))
+  }
+
   /// Copies image bytes out of the caller's memory for `saveImage` /
   /// `updateImage`; refuses an image over `maxImageBytes` before copying.
   pub fn copy_image(&self, image: &[u8]) -> Result<PlainImage> {
@@ -262,7 +300,9 @@ impl Pixstore {
   pub async fn save_image(&self, image: PlainImage, dir: Option<String>) -> Result<ImageRecord> {
     let active = self.active()?;
     let prefix = id::prefix_for(dir.as_deref())?;
-    let record = active.store.save(image, prefix, Self::rules(&active)).await?;
+    let record = Arc::clone(&active.store)
+      .save(image, prefix, Self::rules(&active))
+      .await?;
     Ok(Self::with_proof(&active, record))
   }
 
@@ -271,8 +311,8 @@ impl Pixstore {
     let active = self.active()?;
     let prefix = id::prefix_for(dir.as_deref())?;
     let rules = Self::rules(&active);
-    let image = active.store.load_file(path, &rules).await?;
-    let record = active.store.save(image, prefix, rules).await?;
+    let image = Arc::clone(&active.store).load_file(path, rules.clone()).await?;
+    let record = Arc::clone(&active.store).save(image, prefix, rules).await?;
     Ok(Self::with_proof(&active, record))
   }
 
@@ -283,14 +323,16 @@ impl Pixstore {
     if !id::is_valid(&id) {
       return Err(Error::not_found(&id));
     }
-    let record = active.store.update(id, image, Self::rules(&active)).await?;
+    let record = Arc::clone(&active.store)
+      .update(id, image, Self::rules(&active))
+      .await?;
     Ok(Self::with_proof(&active, record))
   }
 
   /// `updateImageFromFile`: like pixstore, a bad file is reported before a missing record.
   pub async fn update_image_from_file(&self, id: String, path: PathBuf) -> Result<ImageRecord> {
     let active = self.active()?;
-    let image = active.store.load_file(path, &Self::rules(&active)).await?;
+    let image = Arc::clone(&active.store).load_file(path, Self::rules(&active)).await?;
     self.update_image(id, image).await
   }
 
@@ -300,7 +342,7 @@ impl Pixstore {
     if !id::is_valid(&id) {
       return Ok(false);
     }
-    active.store.delete(id).await
+    Arc::clone(&active.store).delete(id).await
   }
 
   /// `imageExists`: false for an id that could not have been generated.
@@ -309,7 +351,7 @@ impl Pixstore {
     if !id::is_valid(&id) {
       return Ok(false);
     }
-    active.store.exists(id).await
+    Arc::clone(&active.store).exists(id).await
   }
 
   /// `customEndpointHelper`: the payload, refused while the default endpoint runs.
@@ -346,7 +388,7 @@ impl Pixstore {
     if !id::is_valid(&id) || !active.proofs.verify(&id, &proof, crate::store::now_ms(), window) {
       return wire::state_only(WireState::InvalidProof);
     }
-    active.store.wire_payload(id, client_token).await
+    Arc::clone(&active.store).wire_payload(id, client_token).await
   }
 }
 
@@ -364,16 +406,93 @@ impl Handler for Pixstore {
   }
 }
 
-/// The warning, once per process, that proofs will not validate across the
-/// processes of a cluster: it runs as one of several (node:cluster, PM2)
-/// without `proofKeys`.
+/// The warning, once per process, that proofs will not validate across
+/// processes: it runs as one of several (node:cluster, PM2), or shares a
+/// PostgreSQL database with other instances, without `proofKeys`.
 fn unshared_proofs_warning(config: &Config, surroundings: &Surroundings) -> Option<String> {
   static WARNED: AtomicBool = AtomicBool::new(false);
-  if !config.proof_keys.is_empty() || !surroundings.one_of_several_processes || WARNED.swap(true, Ordering::Relaxed) {
+  let shared = surroundings.one_of_several_processes || config.database_url.is_some();
+  if !config.proof_keys.is_empty() || !shared || WARNED.swap(true, Ordering::Relaxed) {
     return None;
   }
-  Some(
-    "pixstore-native: this process is one of several (a node:cluster worker or a PM2 instance) but proofKeys is not set, so a proof made by one process is InvalidProof in the others. Set proofKeys to secrets every process shares, e.g. initPixstoreBackend({ proofKeys: [process.env.PIXSTORE_PROOF_KEY] }) with a key from `openssl rand -base64 32`."
-      .to_string(),
-  )
+  let what = match surroundings.one_of_several_processes {
+    true => "this process is one of several (a node:cluster worker or a PM2 instance)",
+    false => "the records are in PostgreSQL, shared with other instances,",
+  };
+  Some(format!(
+    "pixstore-native: {what} but proofKeys is not set, so a proof made by one process is InvalidProof in the others. Set proofKeys to secrets every process shares, e.g. initPixstoreBackend({{ proofKeys: [process.env.PIXSTORE_PROOF_KEY] }}) with a key from `openssl rand -base64 32`."
+  ))
+}
+
+/// Where `config` keeps its data (a new in-memory database each time for
+/// `':memory:'`, as better-sqlite3 gives pixstore on every init).
+fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
+  if config.database_url.is_none() && config.object_store.is_none() {
+    let database = match config.database_path.as_str() {
+      ":memory:" => Database::Memory(format!("pixstore-native-{}", hex(&random_bytes::<8>()?))),
+      _ => Database::File(config.database_file(cwd)),
+    };
+    return Ok(BackendLocation::Local(StoreLocation {
+      root: config.image_root(cwd),
+      database,
+      durability: config.durability,
+    }));
+  }
+  if config.database_url.is_none() && config.database_path == ":memory:" {
+    return Err(Error::config(
+      "databasePath ':memory:' cannot hold the records of an objectStore (they would outlive the database); use a file or databaseUrl",
+    ));
+  }
+  Ok(BackendLocation::Remote(Box::new(RemoteLocation {
+    database_url: config.database_url.as_ref().map(|url| url.expose().to_string()),
+    database_file: config.database_file(cwd),
+    objects: config.object_store.clone(),
+    image_root: config.image_root(cwd),
+    pool_size: config.database_pool_size,
+    grace_ms: config.orphan_grace_period_ms,
+    durability: config.durability,
+  })))
+}
+
+/// Opens the backend at `location`; a clear config error when it cannot be
+/// reached (database, bucket, credentials), and then nothing has changed.
+fn open_backend(location: &BackendLocation, runtime: &Handle) -> Result<Arc<dyn Backend>> {
+  let cannot = |err: Error| match err.kind {
+    crate::error::ErrorKind::Config => err,
+    _ => Error::config(format!("Cannot open the Pixstore store: {err}")),
+  };
+  match location {
+    BackendLocation::Local(location) => Ok(Store::open(location.clone()).map_err(cannot)?),
+    BackendLocation::Remote(remote) => {
+      let blobs = match &remote.objects {
+        Some(objects) => Blobs::s3(objects)?,
+        None => Blobs::folder(&remote.image_root).map_err(cannot)?,
+      };
+      let grace = std::time::Duration::from_millis(remote.grace_ms);
+      let probe = blobs.clone();
+      block_on(runtime, async move { probe.probe().await })?;
+      Ok(match &remote.database_url {
+        Some(url) => {
+          let (url, pool_size) = (url.clone(), remote.pool_size);
+          let repo = block_on(runtime, async move { PgRepo::connect(&url, pool_size).await })?;
+          RemoteStore::start(repo, blobs, grace, runtime)
+        }
+        None => {
+          let repo = SqliteRepo::open(&remote.database_file, remote.durability).map_err(cannot)?;
+          RemoteStore::start(repo, blobs, grace, runtime)
+        }
+      })
+    }
+  }
+}
+
+/// Runs `future` on `runtime` and waits for it (init is synchronous, as in
+/// pixstore), from a thread of its own so it works inside a runtime context too.
+fn block_on<T: Send>(runtime: &Handle, future: impl std::future::Future<Output = T> + Send) -> T {
+  std::thread::scope(|scope| {
+    scope
+      .spawn(|| runtime.block_on(future))
+      .join()
+      .expect("a blocked-on future does not panic")
+  })
 }

@@ -1,5 +1,5 @@
-// A node:cluster worker of processes.test.mjs: the backend with the default
-// endpoint on the shared port, driven by the primary over IPC. Messages
+// A node:cluster worker of processes.test.mjs, or a forked instance of
+// remote.test.mjs: the backend, driven by its parent over IPC. Messages
 // `{ seq, call, args }` are answered `{ seq, value }` or `{ seq, error }`;
 // `writeForever` runs updates and saves until the process is killed,
 // reporting `{ ack }` after each write resolved.
@@ -11,6 +11,11 @@ const calls = {
   save: (seed) => backend.saveImage(makePng(3, 3, seed), 'cluster'),
   update: (id, seed) => backend.updateImage(id, makePng(3, 3, seed)),
   record: (id) => backend.getImageRecord(id),
+  recordAsync: (id) => backend.getImageRecordAsync(id),
+  remove: (id) => backend.deleteImage(id),
+  exists: (id) => backend.imageExists(id),
+  payload: async (id, token, proof) => Array.from(await backend.customEndpointHelper(id, token, proof)),
+  close: () => backend.closePixstoreBackend(),
   writeForever: async (ids, seedBase) => {
     for (let n = 0; ; n++) {
       const id = ids[n % ids.length]

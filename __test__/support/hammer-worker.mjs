@@ -19,16 +19,10 @@ export async function hammer(id, rounds, seedBase) {
   return reads
 }
 
-/** Run as a child process: `hammer-worker.mjs <storeDir> <id> <rounds>`. */
+/** Run as a child process: `hammer-worker.mjs <config JSON> <id> <rounds>`. */
 if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const [storeDir, id, roundsText] = scriptArgs('storeDir', 'id', 'rounds')
-  backend.initPixstoreBackend({
-    imageRootDir: `${storeDir}/images`,
-    databasePath: `${storeDir}/store.sqlite`,
-    defaultEndpointEnabled: false,
-    errorHandlingMode: 'throw',
-    statelessKeyWindowLength: -1,
-  })
+  const [configJson, id, roundsText] = scriptArgs('configJson', 'id', 'rounds')
+  backend.initPixstoreBackend(JSON.parse(configJson))
   const reads = await hammer(id, Number(roundsText), 1_000_000)
   process.stdout.write(`${reads}\n`)
   await backend.closePixstoreBackend()

@@ -153,7 +153,7 @@ pub fn create_schema(conn: &Connection, database: &Database) -> Result<()> {
 /// it needs: SQLite answers this pragma's lock conflicts with SQLITE_BUSY at
 /// once rather than through the busy handler. An existing WAL database is
 /// left as it is (no lock needed).
-fn switch_to_wal(conn: &Connection) -> Result<()> {
+pub(crate) fn switch_to_wal(conn: &Connection) -> Result<()> {
   let deadline = Instant::now() + BUSY_TIMEOUT;
   let mut attempt: u64 = 0;
   loop {

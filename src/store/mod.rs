@@ -9,7 +9,7 @@
 //! again, and accept the pair only when nothing changed in between (or the
 //! file's GCM tag proves it belongs to the record).
 
-mod db;
+pub(crate) mod db;
 mod files;
 mod guard;
 mod recovery;
@@ -26,6 +26,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::backend::BoxFuture;
 use crate::config::Durability;
 use crate::crypto::{belongs_to, random_bytes, seal_in_place, ImageMeta};
 use crate::error::{Error, Result};
@@ -38,6 +39,7 @@ use writer::{Job, WriteJob, WriteTarget};
 
 pub use db::Database;
 pub use files::{now_ms, TEMP_DIR_NAME};
+pub use recovery::next_token;
 
 /// How many times a reader retries before asking for recovery, and in all.
 const READ_ATTEMPTS_BEFORE_RECOVERY: u32 = 40;
@@ -124,6 +126,16 @@ impl PlainImage {
   /// The image bytes.
   pub fn bytes(&self) -> &[u8] {
     &self.buffer[1..]
+  }
+
+  /// Encrypts `[format byte] ++ image` in place under a fresh key and IV
+  /// (blocking: run off the JS thread); `Invalid image file` when the image
+  /// is not one of `rules`' formats. Returns the ciphertext (without its tag) and the meta.
+  pub fn seal(self, rules: &ImageRules) -> Result<(Vec<u8>, ImageMeta)> {
+    let mut buffer = self.buffer;
+    buffer[0] = format_byte(&buffer[1..], rules)?;
+    let sealed = seal_in_place(&mut buffer)?;
+    Ok((buffer, ImageMeta::from(&sealed)))
   }
 }
 
@@ -318,14 +330,12 @@ impl Store {
     rules: &ImageRules,
     slot: Option<OwnedSemaphorePermit>,
   ) -> Result<(String, ImageMeta)> {
-    let mut plaintext = image.buffer;
-    plaintext[0] = format_byte(&plaintext[1..], rules)?;
-    let sealed = seal_in_place(&mut plaintext)?;
+    let (ciphertext, meta) = image.seal(rules)?;
     let temp_name = self.ctx.temp_name();
-    files::write_new(&self.ctx.temp_dir.join(&temp_name), &plaintext, self.ctx.sync)?;
-    drop(plaintext);
+    files::write_new(&self.ctx.temp_dir.join(&temp_name), &ciphertext, self.ctx.sync)?;
+    drop(ciphertext);
     drop(slot);
-    Ok((temp_name, ImageMeta::from(&sealed)))
+    Ok((temp_name, meta))
   }
 
   async fn write(self: &Arc<Self>, target: WriteTarget, image: PlainImage, rules: ImageRules) -> Result<StoredRecord> {
@@ -502,7 +512,7 @@ impl Store {
 }
 
 /// Images up to this size are encrypted without waiting for a slot.
-const SMALL_IMAGE_BYTES: usize = 1024 * 1024;
+pub(crate) const SMALL_IMAGE_BYTES: usize = 1024 * 1024;
 
 /// The format byte of `image` under `rules`, or `Invalid image file`.
 fn format_byte(image: &[u8], rules: &ImageRules) -> Result<u8> {
@@ -513,7 +523,7 @@ fn format_byte(image: &[u8], rules: &ImageRules) -> Result<u8> {
 }
 
 /// How many writes are encrypted at once: every core but one (at least one).
-fn encryption_parallelism() -> usize {
+pub(crate) fn encryption_parallelism() -> usize {
   std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
 }
 
@@ -531,7 +541,7 @@ fn check_size(length: u64, max_bytes: u64) -> Result<()> {
 }
 
 /// Runs blocking work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
   tokio::task::spawn_blocking(work)
     .await
     .map_err(|err| Error::internal(format!("worker failed: {err}")))?
@@ -539,3 +549,59 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 
 #[cfg(test)]
 mod tests;
+
+impl crate::backend::Backend for Store {
+  fn record(&self, id: &str) -> Result<Option<StoredRecord>> {
+    Store::record(self, id)
+  }
+
+  fn fetch_record(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<StoredRecord>>> {
+    Box::pin(async move { blocking(move || Store::record(&self, &id)).await })
+  }
+
+  fn load_file(self: Arc<Self>, path: PathBuf, rules: ImageRules) -> BoxFuture<'static, Result<PlainImage>> {
+    Box::pin(async move { Store::load_file(&self, path, &rules).await })
+  }
+
+  fn save(
+    self: Arc<Self>,
+    image: PlainImage,
+    prefix: Option<String>,
+    rules: ImageRules,
+  ) -> BoxFuture<'static, Result<StoredRecord>> {
+    Box::pin(async move { Store::save(&self, image, prefix, rules).await })
+  }
+
+  fn update(
+    self: Arc<Self>,
+    id: String,
+    image: PlainImage,
+    rules: ImageRules,
+  ) -> BoxFuture<'static, Result<StoredRecord>> {
+    Box::pin(async move { Store::update(&self, id, image, rules).await })
+  }
+
+  fn delete(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<bool>> {
+    Box::pin(async move { Store::delete(&self, id).await })
+  }
+
+  fn exists(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<bool>> {
+    Box::pin(async move { Store::exists(&self, id).await })
+  }
+
+  fn wire_payload(self: Arc<Self>, id: String, client_token: Option<f64>) -> BoxFuture<'static, Vec<u8>> {
+    Box::pin(async move { Store::wire_payload(&self, id, client_token).await })
+  }
+
+  fn read_only(&self) -> Option<&str> {
+    Store::read_only(self)
+  }
+
+  fn close(self: Arc<Self>) -> BoxFuture<'static, ()> {
+    Box::pin(async move { Store::close(&self).await })
+  }
+
+  fn close_blocking(&self) {
+    Store::close_blocking(self)
+  }
+}
