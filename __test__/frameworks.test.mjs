@@ -358,8 +358,7 @@ test('ESM and CJS entries are the same functions and classes', async () => {
 
 test('nest: the module inits the backend before other modules start and closes it on app.close()', async () => {
   await backend.closePixstoreBackend()
-  const nestDir = tempDir()
-  const nestStore = { imageRootDir: join(nestDir.path, 'images'), databasePath: join(nestDir.path, 'nest.sqlite'), errorHandlingMode: 'throw' }
+  const nestStore = { imageRootDir: join(dir.path, 'nest-images'), databasePath: join(dir.path, 'nest.sqlite'), errorHandlingMode: 'throw' }
   let seeded
   class Seeder {
     async onModuleInit() {
@@ -384,7 +383,6 @@ test('nest: the module inits the backend before other modules start and closes i
     await app.close()
   }
   await assert.rejects(backend.saveImage(image), /not initialized/, 'closed with the app')
-  nestDir.remove()
   backend.initPixstoreBackend({ ...store, defaultEndpointEnabled: false })
 })
 
