@@ -96,13 +96,14 @@ function text(status, message) {
  * (`body` a Buffer or null; the CORS headers are the adapter's, set first).
  * `request` is `{ method, path, header(name), req }` with `path` the raw
  * (still percent-encoded) part below the route (null: not below it, 404) and
- * `req` the framework's request,
- * handed to `authorize`. Rejects when `authorize` throws or, in the error
- * handling modes that throw, when customEndpointHelper does: the adapter passes
- * that to the framework's error handling.
+ * `req` the framework's request, handed to `authorize`. Rejects when
+ * `authorize` throws or, in the error handling modes that throw, when
+ * customEndpointHelper does: the adapter passes that to the framework's error
+ * handling.
  *
- * Every answer of every adapter passes here: this is the one place for a request
- * log or statistics hook.
+ * Every request of every adapter passes here: this is the one place for a
+ * request log or statistics hook (wrapping this call sees every outcome,
+ * rejections included).
  */
 async function answer(options, { method, path, header, req }) {
   if (method === 'OPTIONS') return { status: 204, headers: {}, body: null }
@@ -128,4 +129,4 @@ async function answer(options, { method, path, header, req }) {
   }
 }
 
-module.exports = { DEFAULT_ROUTE, routeOptions, corsHeaders, pathBelowRoute, pathnameOf, answer }
+module.exports = { routeOptions, corsHeaders, pathBelowRoute, pathnameOf, answer }
