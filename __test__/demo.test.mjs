@@ -1,12 +1,13 @@
 // The `npm start` demo driven in headless Chromium: upload, see the image
-// rendered through pixstore/frontend, replace it, delete it, and get a clear
-// message for a file that is not an image.
+// rendered through pixstore/frontend (served by the demo's own Express app),
+// replace it, delete it, and get a clear message for a file that is not an
+// image. Started with PORT=0, the demo prints the port it actually got.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
-import { tempDir, freePort, fixturesDir } from './helpers.mjs'
+import { tempDir, fixturesDir } from './helpers.mjs'
 import { browserAvailability, launchBrowser } from './browser/harness.mjs'
 
 const availability = browserAvailability()
@@ -17,18 +18,24 @@ let page
 
 before(async () => {
   if (availability.skip) return
-  const [port, pixstorePort] = [await freePort(), await freePort()]
+  // PORT=0: the demo listens on a free port and must print the one it got.
   server = spawn(process.execPath, [new URL('../examples/express-demo/server.mjs', import.meta.url).pathname], {
-    env: { ...process.env, PORT: String(port), PIXSTORE_PORT: String(pixstorePort), DATA_DIR: join(dir.path, 'data') },
+    env: { ...process.env, PORT: '0', DATA_DIR: join(dir.path, 'data') },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
-  await new Promise((resolve, reject) => {
-    server.stdout.on('data', (chunk) => chunk.toString().includes('demo on') && resolve())
+  let output = ''
+  const url = await new Promise((resolve, reject) => {
+    server.stdout.on('data', (chunk) => {
+      output += chunk
+      const printed = /demo on (http:\/\/localhost:(\d+))/.exec(output)
+      if (printed) resolve(printed)
+    })
     server.on('exit', (code) => reject(new Error(`demo exited with ${code}`)))
   })
+  assert.notEqual(url[2], '0', 'the printed port is the real one')
   browser = await launchBrowser()
   page = await browser.context.newPage()
-  await page.goto(`http://localhost:${port}`)
+  await page.goto(url[1])
 })
 
 after(async () => {

@@ -10,7 +10,7 @@ import * as esmTypes from 'pixstore-native/types'
 const require = createRequire(import.meta.url)
 const backendExports = [
   'initPixstoreBackend', 'getImageRecord', 'saveImage', 'saveImageFromFile', 'updateImage',
-  'updateImageFromFile', 'deleteImage', 'imageExists', 'customEndpointHelper', 'closePixstoreBackend',
+  'updateImageFromFile', 'deleteImage', 'imageExists', 'customEndpointHelper', 'closePixstoreBackend', 'getImageRecordAsync',
 ]
 
 test('ESM and CJS backends are the same functions', () => {

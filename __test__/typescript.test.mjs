@@ -1,5 +1,6 @@
 // The published types compile in a consumer under moduleResolution nodenext
-// (ESM and CJS files) and bundler.
+// (ESM and CJS files) and bundler; the framework glue's (Express, Fastify,
+// NestJS) under nodenext, against the frameworks' own typings.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -19,6 +20,10 @@ function compile(options, files) {
 
 test('types resolve under moduleResolution nodenext (ESM and CJS consumers)', () => {
   compile(['--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022'], ['consumer.mts', 'consumer.cts'])
+})
+
+test('framework glue types resolve under nodenext (ESM and CJS consumers)', () => {
+  compile(['--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022'], ['frameworks.mts', 'frameworks.cts', 'frameworks-nest.cts'])
 })
 
 test('types resolve under moduleResolution bundler', () => {

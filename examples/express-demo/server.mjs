@@ -1,23 +1,24 @@
 // pixstore-native demo: an Express app that stores uploaded images encrypted
 // and shows them through pixstore/frontend. Start it with `npm start`, then
-// open http://localhost:3000 (PORT and PIXSTORE_PORT change the ports).
+// open the URL it prints (http://localhost:3000; PORT changes the port, 0 picks a free one).
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import express from 'express'
 import { build } from 'esbuild'
 import { initPixstoreBackend, saveImage, updateImage, deleteImage, getImageRecord } from 'pixstore-native/backend'
 import { PixstoreError } from 'pixstore-native/shared'
+import { pixstoreRouter } from 'pixstore-native/express'
 
 const port = Number(process.env.PORT || 3000)
-const pixstorePort = Number(process.env.PIXSTORE_PORT || 3001)
 const dataDir = process.env.DATA_DIR || fileURLToPath(new URL('./data', import.meta.url))
 mkdirSync(dataDir, { recursive: true })
 
-// The embedded default: SQLite + a local folder, images served by the built-in endpoint.
+// The embedded default: SQLite + a local folder. Images are served by this app
+// (pixstoreRouter below) instead of the built-in endpoint on a port of its own.
 initPixstoreBackend({
   imageRootDir: `${dataDir}/images`,
   databasePath: `${dataDir}/pixstore.sqlite`,
-  defaultEndpointListenPort: pixstorePort,
+  defaultEndpointEnabled: false,
   errorHandlingMode: 'throw',
 })
 
@@ -27,6 +28,9 @@ const gallery = existsSync(galleryFile) ? JSON.parse(readFileSync(galleryFile, '
 const saveGallery = () => writeFileSync(galleryFile, JSON.stringify(gallery))
 
 const app = express()
+// GET /pixstore-image/:id for pixstore/frontend, answered like the built-in endpoint.
+// A real app would check its session here: authorize: (req, imageId) => …
+app.use(pixstoreRouter())
 const upload = express.raw({ type: () => true, limit: '20mb' })
 // A PixstoreError is the user's fault (not an image, unknown id): answer 400 with its message.
 const handle = (route) => async (req, res, next) => {
@@ -39,7 +43,7 @@ const handle = (route) => async (req, res, next) => {
 }
 
 app.get('/api/images', (req, res) => {
-  res.json({ pixstorePort, images: gallery.map((id) => getImageRecord(id)).filter(Boolean) })
+  res.json({ images: gallery.map((id) => getImageRecord(id)).filter(Boolean) })
 })
 
 app.post('/api/images', upload, handle(async (req, res) => {
@@ -73,4 +77,4 @@ const bundle = await build({
 app.get('/app.js', (req, res) => res.type('text/javascript').send(bundle.outputFiles[0].text))
 app.use(express.static(fileURLToPath(new URL('./public', import.meta.url))))
 
-app.listen(port, () => console.log(`pixstore-native demo on http://localhost:${port} (images served on port ${pixstorePort})`))
+const server = app.listen(port, () => console.log(`pixstore-native demo on http://localhost:${server.address().port}`))

@@ -28,10 +28,11 @@ function pickFile() {
 }
 
 async function render() {
-  const { pixstorePort, images } = await (await fetch('/api/images')).json()
+  const { images } = await (await fetch('/api/images')).json()
+  // Images come from this server's /pixstore-image route (pixstoreRouter).
   initPixstoreFrontend({
     defaultEndpointConnectHost: location.hostname,
-    defaultEndpointConnectPort: pixstorePort,
+    defaultEndpointConnectPort: Number(location.port) || 80,
     defaultEndpointRoute: '/pixstore-image',
     frontendDbName: 'pixstore-demo',
     errorHandlingMode: 'warn',
