@@ -9,6 +9,26 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Asks a running admin operation to stop after the items in progress. */
+export declare function adminCancel(runId: number): void
+
+/** Progress of an admin operation, for its `onProgress` callback. */
+export interface AdminProgress {
+  /** What it is doing: `records`, `files` or `audit`. */
+  phase: string
+  /** Items done. */
+  done: number
+  /** Items in all, when known. */
+  total?: number
+}
+
+/**
+ * Runs an operator's tool (`verify`, `stats`, `export`, `import`, `migrate`)
+ * on the stores `configs` name, off the JS thread; resolves with its report
+ * (SPEC "Operating the store"). `adminCancel(runId)` stops it cleanly.
+ */
+export declare function adminRun(command: string, configs: Array<Record<string, unknown>>, options: Record<string, unknown>, runId: number, onProgress: (progress: AdminProgress) => void): Promise<any>
+
 /** Stops the endpoint and closes the store. */
 export declare function closePixstoreBackend(): Promise<void>
 

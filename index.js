@@ -835,6 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.adminCancel = nativeBinding.adminCancel
+module.exports.adminRun = nativeBinding.adminRun
 module.exports.closePixstoreBackend = nativeBinding.closePixstoreBackend
 module.exports.customEndpointHelper = nativeBinding.customEndpointHelper
 module.exports.deleteImage = nativeBinding.deleteImage

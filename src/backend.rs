@@ -12,6 +12,60 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::store::{ImageRules, PlainImage, StoredRecord};
 
+/// What `verify` found wrong with one thing in a store (SPEC "Operating the store").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+  /// What is wrong.
+  pub kind: ProblemKind,
+  /// The image id it concerns, when there is one.
+  pub id: Option<String>,
+  /// The file or object key it concerns, when there is one.
+  pub path: Option<String>,
+  /// Whether `--repair` fixed it.
+  pub repaired: bool,
+}
+
+/// The kinds of [`Problem`], named as in the `--json` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+  /// A record whose image file or object is gone.
+  MissingFile,
+  /// An image that does not authenticate under its record's key (GCM tag).
+  CorruptFile,
+  /// An image file or object that no record names.
+  OrphanFile,
+  /// A leftover temporary file of a dead writer.
+  TempFile,
+  /// A write or delete a dead writer did not finish.
+  UnfinishedWrite,
+}
+
+impl ProblemKind {
+  /// The name used in reports.
+  pub fn name(self) -> &'static str {
+    match self {
+      ProblemKind::MissingFile => "missing-file",
+      ProblemKind::CorruptFile => "corrupt-file",
+      ProblemKind::OrphanFile => "orphan-file",
+      ProblemKind::TempFile => "temp-file",
+      ProblemKind::UnfinishedWrite => "unfinished-write",
+    }
+  }
+}
+
+/// A record's stored image, as checked by `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageCheck {
+  /// Present and authentic; its stored size in bytes.
+  Sound(u64),
+  /// Gone.
+  Missing,
+  /// Present, but it does not authenticate under the record's key.
+  Corrupt,
+  /// The record changed or went away during the check (a live store): nothing to report.
+  Changed,
+}
+
 /// A boxed future, so [`Backend`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -55,6 +109,44 @@ pub trait Backend: Send + Sync + 'static {
   /// The wire payload of `id` for a client holding `client_token`:
   /// `Success`, `Updated`, `NotFound`, or `InternalError` on any failure.
   fn wire_payload(self: Arc<Self>, id: String, client_token: Option<f64>) -> BoxFuture<'static, Vec<u8>>;
+
+  /// Where a record's image is stored, for reports: a file path or an object key.
+  fn image_path(&self, record: &StoredRecord) -> String;
+
+  /// The number of records.
+  fn count(self: Arc<Self>) -> BoxFuture<'static, Result<u64>>;
+
+  /// Records in id order after `after`, at most `limit` (to walk a store
+  /// without holding it in memory).
+  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>>;
+
+  /// A consistent record and its stored image (ciphertext without the tag).
+  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<(StoredRecord, Vec<u8>)>>>;
+
+  /// Whether a record's stored image is there and authentic.
+  fn check_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<ImageCheck>>;
+
+  /// A record's stored image size and first ciphertext byte (the encrypted
+  /// format byte), without reading the rest; `None` when it is gone.
+  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Option<(u64, u8)>>>;
+
+  /// Stores an image under a given id unless a record of it exists (`None` then).
+  fn import(
+    self: Arc<Self>,
+    id: String,
+    image: PlainImage,
+    rules: ImageRules,
+  ) -> BoxFuture<'static, Result<Option<StoredRecord>>>;
+
+  /// Stores an encrypted image with its record as given (a migration) unless
+  /// the store has this token of the id or a newer one; true if written.
+  fn put_image(self: Arc<Self>, record: StoredRecord, ciphertext: Vec<u8>) -> BoxFuture<'static, Result<bool>>;
+
+  /// Finds what records alone do not show — orphan files or objects,
+  /// temporary files, unfinished writes of dead writers — and, with
+  /// `repair`, removes or settles them (never a record, never the only copy
+  /// of a readable image).
+  fn audit(self: Arc<Self>, repair: bool) -> BoxFuture<'static, Result<Vec<Problem>>>;
 
   /// Why this backend cannot write, if it opened read-only.
   fn read_only(&self) -> Option<&str>;

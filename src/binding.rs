@@ -5,18 +5,23 @@
 //! tagged with their kind (`PIXSTORE_ERROR`, `PIXSTORE_CONFIG`,
 //! `PIXSTORE_INTERNAL`); the hand-written JS layer maps those to classes.
 
+use std::collections::HashMap;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::bindgen_prelude::{
   within_runtime_if_available, Buffer, FromNapiValue, PromiseRaw, TypeName, ValidateNapiValue,
 };
-use napi::{sys, Env, ValueType};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
+use crate::admin;
 use crate::config::ConfigValue;
 use crate::error::{Error, ErrorKind};
-use crate::service::{ImageRecord, Pixstore, Surroundings};
+use crate::service::{open_for_admin, ImageRecord, Pixstore, Surroundings};
+use crate::store::{blocking, ImageRules};
 
 /// The code the JS layer reads off an error message's `[CODE] ` prefix.
 /// (napi-rs only carries its own `Status` as `error.code` out of exported
@@ -324,4 +329,141 @@ pub fn custom_endpoint_helper(
       .await;
     payload.map(Buffer::from).map_err(to_js)
   })
+}
+
+/// Progress of an admin operation, for its `onProgress` callback.
+#[napi(object)]
+pub struct AdminProgress {
+  /// What it is doing: `records`, `files` or `audit`.
+  pub phase: String,
+  /// Items done.
+  pub done: f64,
+  /// Items in all, when known.
+  pub total: Option<f64>,
+}
+
+type ProgressCallback = ThreadsafeFunction<AdminProgress, (), AdminProgress, Status, false>;
+
+/// Cancellation flags of running admin operations, by the run id JS chose.
+fn admin_runs() -> &'static Mutex<HashMap<u32, Arc<AtomicBool>>> {
+  static RUNS: OnceLock<Mutex<HashMap<u32, Arc<AtomicBool>>>> = OnceLock::new();
+  RUNS.get_or_init(Default::default)
+}
+
+/// The value of option `name`.
+fn option<'a>(options: &'a [(String, ConfigValue)], name: &str) -> Option<&'a ConfigValue> {
+  options.iter().find(|(key, _)| key == name).map(|(_, value)| value)
+}
+
+/// Runs an operator's tool (`verify`, `stats`, `export`, `import`, `migrate`)
+/// on the stores `configs` name, off the JS thread; resolves with its report
+/// (SPEC "Operating the store"). `adminCancel(runId)` stops it cleanly.
+#[napi(
+  ts_args_type = "command: string, configs: Array<Record<string, unknown>>, options: Record<string, unknown>, runId: number, onProgress: (progress: AdminProgress) => void",
+  ts_return_type = "Promise<any>"
+)]
+pub fn admin_run(
+  env: &Env,
+  command: String,
+  configs: Vec<JsConfig>,
+  options: JsConfig,
+  run_id: u32,
+  on_progress: ProgressCallback,
+) -> napi::Result<PromiseRaw<'_, serde_json::Value>> {
+  let cwd = std::env::current_dir().map_err(|err| to_js(err.into()))?;
+  let runtime = within_runtime_if_available(tokio::runtime::Handle::current);
+  let cancelled = Arc::new(AtomicBool::new(false));
+  if let Ok(mut runs) = admin_runs().lock() {
+    runs.insert(run_id, Arc::clone(&cancelled));
+  }
+  let on_progress = Arc::new(on_progress);
+  let control = admin::Control::new(cancelled, move |progress| {
+    let progress = AdminProgress {
+      phase: progress.phase.to_string(),
+      done: progress.done as f64,
+      total: progress.total.map(|total| total as f64),
+    };
+    on_progress.call(progress, ThreadsafeFunctionCallMode::NonBlocking);
+  });
+  let options = options.0;
+  let configs: Vec<Vec<(String, ConfigValue)>> = configs.into_iter().map(|config| config.0).collect();
+  env.spawn_future(async move {
+    let report = run_admin(&command, configs, &options, &cwd, &runtime, &control).await;
+    if let Ok(mut runs) = admin_runs().lock() {
+      runs.remove(&run_id);
+    }
+    report.map_err(to_js)
+  })
+}
+
+/// Asks a running admin operation to stop after the items in progress.
+#[napi]
+pub fn admin_cancel(run_id: u32) {
+  if let Some(cancelled) = admin_runs().lock().ok().and_then(|runs| runs.get(&run_id).cloned()) {
+    cancelled.store(true, Ordering::Relaxed);
+  }
+}
+
+async fn run_admin(
+  command: &str,
+  configs: Vec<Vec<(String, ConfigValue)>>,
+  options: &[(String, ConfigValue)],
+  cwd: &std::path::Path,
+  runtime: &tokio::runtime::Handle,
+  control: &admin::Control,
+) -> crate::error::Result<serde_json::Value> {
+  let writable = match command {
+    "verify" => option(options, "repair")
+      .and_then(ConfigValue::as_bool)
+      .unwrap_or(false),
+    "import" => true,
+    _ => false,
+  };
+  let open = |config: Vec<(String, ConfigValue)>, writable: bool| {
+    let (cwd, runtime) = (cwd.to_owned(), runtime.clone());
+    async move { blocking(move || open_for_admin(&config, &cwd, &runtime, writable)).await }
+  };
+  let mut configs = configs.into_iter();
+  let Some(first) = configs.next() else {
+    return Err(Error::config("no store configuration given"));
+  };
+  let folder = || {
+    option(options, "folder")
+      .and_then(ConfigValue::as_str)
+      .map(std::path::PathBuf::from)
+      .map(|folder| cwd.join(folder))
+      .ok_or_else(|| Error::config("a folder is needed"))
+  };
+  let (backend, config) = open(first, writable).await?;
+  let report = match command {
+    "verify" => serde_json::to_value(admin::verify(Arc::clone(&backend), writable, control).await?)?,
+    "stats" => serde_json::to_value(admin::stats(Arc::clone(&backend), &config.image_formats, control).await?)?,
+    "export" => {
+      serde_json::to_value(admin::export(Arc::clone(&backend), &folder()?, &config.image_formats, control).await?)?
+    }
+    "import" => {
+      let prefix = option(options, "dir").and_then(ConfigValue::as_str).map(String::from);
+      let concurrency = option(options, "concurrency")
+        .and_then(ConfigValue::as_f64)
+        .filter(|n| n.fract() == 0.0 && (1.0..=256.0).contains(n))
+        .unwrap_or(8.0) as usize;
+      let rules = ImageRules {
+        formats: config.image_formats.clone(),
+        max_bytes: config.max_image_bytes,
+      };
+      serde_json::to_value(admin::import(Arc::clone(&backend), &folder()?, prefix, concurrency, rules, control).await?)?
+    }
+    "migrate" => {
+      let destination = configs
+        .next()
+        .ok_or_else(|| Error::config("migrate needs the destination's configuration"))?;
+      let (to, _) = open(destination, true).await?;
+      let report = admin::migrate(Arc::clone(&backend), Arc::clone(&to), control).await;
+      to.close().await;
+      serde_json::to_value(report?)?
+    }
+    other => return Err(Error::config(format!("unknown admin command {other:?}"))),
+  };
+  backend.close().await;
+  Ok(report)
 }

@@ -81,6 +81,23 @@ pub fn generate(prefix: Option<&str>, now_ms: u64) -> Result<String> {
   })
 }
 
+/// The id an imported file gets: pixstore's shape (`<base36 time><8 base36
+/// chars>`), with the time of the file and the 8 characters drawn from a
+/// digest of its content instead of at random, so importing the same file
+/// again names the same id (and finds it already there).
+pub fn for_content(prefix: Option<&str>, time_ms: u64, digest: &[u8]) -> String {
+  let tail: String = digest
+    .iter()
+    .take(8)
+    .map(|byte| BASE36[(*byte % 36) as usize] as char)
+    .collect();
+  let key = format!("{}{tail}", to_base36(time_ms));
+  match prefix {
+    Some(prefix) => format!("{prefix}:{key}"),
+    None => key,
+  }
+}
+
 fn is_key_char(c: u8) -> bool {
   c.is_ascii_lowercase() || c.is_ascii_digit()
 }
@@ -149,6 +166,14 @@ mod tests {
     assert!(is_valid(
       &generate(prefix_for(Some(&"x".repeat(175))).unwrap().as_deref(), u64::MAX).unwrap()
     ));
+  }
+
+  #[test]
+  fn content_ids_have_the_pixstore_shape_and_repeat_for_the_same_content() {
+    let id = for_content(Some("photos"), 1_700_000_000_000, &[0, 35, 36, 255, 7, 8, 9, 10, 11]);
+    assert_eq!(id, "photos:loyw3v280z03789a");
+    assert!(is_valid(&id));
+    assert_eq!(for_content(None, 5, &[1; 8]), "511111111");
   }
 
   #[test]

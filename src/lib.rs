@@ -2,6 +2,7 @@
 //! serving) in Rust. The core modules know nothing of Node; `binding` is the
 //! one thin layer that exposes them to JavaScript.
 
+pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod crypto;

@@ -138,7 +138,7 @@ impl Pixstore {
     let current = self.active.read().map_err(|_| poisoned())?.clone();
     let store = match &current {
       Some(active) if active.location == location && active.store.read_only().is_none() => Arc::clone(&active.store),
-      _ => open_backend(&location, runtime)?,
+      _ => open_backend(&location, runtime, true)?,
     };
     let mut warnings: Vec<String> = store
       .read_only()
@@ -454,9 +454,33 @@ fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
   })))
 }
 
+/// Opens the store a configuration names for the operator's tools
+/// (`pixstore-native/admin`), apart from any backend serving the app:
+/// `writable` for operations that change it (repair, import, a migration's
+/// destination); otherwise nothing in it is changed (a local store opens
+/// read-only, a remote one without its sweeper). Returns the configuration too.
+pub fn open_for_admin(
+  overrides: &[(String, ConfigValue)],
+  cwd: &Path,
+  runtime: &Handle,
+  writable: bool,
+) -> Result<(Arc<dyn Backend>, Config)> {
+  let config = Config::default().merged(overrides)?;
+  if config.database_path == ":memory:" && config.database_url.is_none() {
+    return Err(Error::config("databasePath ':memory:' has no store to operate on"));
+  }
+  let location = backend_location(&config, cwd)?;
+  let backend: Arc<dyn Backend> = match (&location, writable) {
+    (BackendLocation::Local(location), false) => Store::open_read_only(location.clone())?,
+    _ => open_backend(&location, runtime, writable)?,
+  };
+  Ok((backend, config))
+}
+
 /// Opens the backend at `location`; a clear config error when it cannot be
 /// reached (database, bucket, credentials), and then nothing has changed.
-fn open_backend(location: &BackendLocation, runtime: &Handle) -> Result<Arc<dyn Backend>> {
+/// `maintain`: a remote store runs its sweeper.
+fn open_backend(location: &BackendLocation, runtime: &Handle, maintain: bool) -> Result<Arc<dyn Backend>> {
   let cannot = |err: Error| match err.kind {
     crate::error::ErrorKind::Config => err,
     _ => Error::config(format!("Cannot open the Pixstore store: {err}")),
@@ -475,11 +499,11 @@ fn open_backend(location: &BackendLocation, runtime: &Handle) -> Result<Arc<dyn 
         Some(url) => {
           let (url, pool_size) = (url.clone(), remote.pool_size);
           let repo = block_on(runtime, async move { PgRepo::connect(&url, pool_size).await })?;
-          RemoteStore::start(repo, blobs, grace, runtime)
+          RemoteStore::start(repo, blobs, grace, runtime, maintain)
         }
         None => {
           let repo = SqliteRepo::open(&remote.database_file, remote.durability).map_err(cannot)?;
-          RemoteStore::start(repo, blobs, grace, runtime)
+          RemoteStore::start(repo, blobs, grace, runtime, maintain)
         }
       })
     }

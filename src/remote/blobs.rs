@@ -166,6 +166,23 @@ impl Blobs {
     }
   }
 
+  /// An object's size and first byte, reading only that byte; `None` if it does not exist.
+  pub async fn peek(&self, key: &str) -> Result<Option<(u64, u8)>> {
+    let options = object_store::GetOptions {
+      range: Some(object_store::GetRange::Bounded(0..1)),
+      ..Default::default()
+    };
+    match self.store.get_opts(&ObjectPath::from(key), options).await {
+      Ok(result) => {
+        let size = result.meta.size;
+        let bytes = result.bytes().await.map_err(|err| object_error(&self.name, err))?;
+        Ok(Some((size, bytes.first().copied().unwrap_or(0))))
+      }
+      Err(object_store::Error::NotFound { .. }) => Ok(None),
+      Err(err) => Err(object_error(&self.name, err)),
+    }
+  }
+
   /// Whether an object exists.
   pub async fn exists(&self, key: &str) -> Result<bool> {
     match self.store.head(&ObjectPath::from(key)).await {

@@ -31,7 +31,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::backend::{Backend, BoxFuture};
+use crate::backend::{Backend, BoxFuture, ImageCheck, Problem, ProblemKind};
 use crate::crypto::belongs_to;
 use crate::error::{Error, Result};
 use crate::id;
@@ -73,8 +73,9 @@ pub struct RemoteStore<R: Repo> {
 
 impl<R: Repo> RemoteStore<R> {
   /// A store on `repo` and `blobs`, whose sweeper runs on `runtime` every
-  /// `min(grace, 30 s)`.
-  pub fn start(repo: R, blobs: Blobs, grace: Duration, runtime: &Handle) -> Arc<RemoteStore<R>> {
+  /// `min(grace, 30 s)` when `sweep` (not for a store only read, such as the
+  /// source of a migration).
+  pub fn start(repo: R, blobs: Blobs, grace: Duration, runtime: &Handle, sweep: bool) -> Arc<RemoteStore<R>> {
     let store = Arc::new(RemoteStore {
       repo,
       blobs,
@@ -84,6 +85,9 @@ impl<R: Repo> RemoteStore<R> {
       sweeper: Mutex::new(None),
       runtime: runtime.clone(),
     });
+    if !sweep {
+      return store;
+    }
     let weak = Arc::downgrade(&store);
     let interval = grace.min(SWEEP_INTERVAL).max(Duration::from_millis(50));
     let sweeper = runtime.spawn(async move {
@@ -324,6 +328,143 @@ impl<R: Repo> Backend for RemoteStore<R> {
         },
         Err(_) => wire::state_only(WireState::InternalError),
       }
+    })
+  }
+
+  fn image_path(&self, record: &StoredRecord) -> String {
+    self.blobs.key(&record.id, &record.meta.tag).unwrap_or_default()
+  }
+
+  fn count(self: Arc<Self>) -> BoxFuture<'static, Result<u64>> {
+    Box::pin(async move { self.repo.count().await })
+  }
+
+  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>> {
+    Box::pin(async move { self.repo.records_after(&after, limit as i64).await })
+  }
+
+  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<(StoredRecord, Vec<u8>)>>> {
+    Box::pin(async move {
+      let _permit = self.enter()?;
+      let image = self.read(&id, None).await?;
+      Ok(image.map(|(record, ciphertext)| (record, ciphertext.to_vec())))
+    })
+  }
+
+  fn check_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<ImageCheck>> {
+    Box::pin(async move {
+      let _permit = self.enter()?;
+      let found = match self.blobs.get(&self.blobs.key(&record.id, &record.meta.tag)?).await? {
+        Some(bytes) if authenticates(&record, &bytes) => return Ok(ImageCheck::Sound(bytes.len() as u64)),
+        Some(_) => ImageCheck::Corrupt,
+        None => ImageCheck::Missing,
+      };
+      match self.repo.fetch_record(&record.id).await? {
+        Some(current) if current == record => Ok(found),
+        _ => Ok(ImageCheck::Changed),
+      }
+    })
+  }
+
+  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Option<(u64, u8)>>> {
+    Box::pin(async move { self.blobs.peek(&self.blobs.key(&record.id, &record.meta.tag)?).await })
+  }
+
+  fn import(
+    self: Arc<Self>,
+    id: String,
+    image: PlainImage,
+    rules: ImageRules,
+  ) -> BoxFuture<'static, Result<Option<StoredRecord>>> {
+    Box::pin(async move {
+      let _permit = self.enter()?;
+      if self.repo.fetch_record(&id).await?.is_some() {
+        return Ok(None);
+      }
+      match self.write(id.clone(), true, image, rules).await {
+        Ok(record) => Ok(Some(record)),
+        // Another import of the same id won the race.
+        Err(_) if self.repo.fetch_record(&id).await?.is_some() => Ok(None),
+        Err(err) => Err(err),
+      }
+    })
+  }
+
+  fn put_image(self: Arc<Self>, record: StoredRecord, ciphertext: Vec<u8>) -> BoxFuture<'static, Result<bool>> {
+    Box::pin(async move {
+      let _permit = self.enter()?;
+      if self
+        .repo
+        .fetch_record(&record.id)
+        .await?
+        .is_some_and(|current| current.token >= record.token)
+      {
+        return Ok(false);
+      }
+      let key = self.blobs.key(&record.id, &record.meta.tag)?;
+      let intent = self.repo.begin_write(&record.id, &record.meta.tag).await?;
+      if let Err(err) = self.blobs.put(&key, ciphertext).await {
+        let _ = self.blobs.delete(&key).await;
+        let _ = self.repo.abandon_write(intent).await;
+        return Err(err);
+      }
+      let written = self.repo.put_record(intent, &record, self.grace).await?;
+      let current_tag = self
+        .repo
+        .fetch_record(&record.id)
+        .await?
+        .map(|current| current.meta.tag);
+      if !written && current_tag != Some(record.meta.tag) {
+        self.blobs.delete(&key).await?;
+      }
+      Ok(written)
+    })
+  }
+
+  fn audit(self: Arc<Self>, repair: bool) -> BoxFuture<'static, Result<Vec<Problem>>> {
+    Box::pin(async move {
+      let _permit = self.enter()?;
+      let mut problems: Vec<Problem> = self
+        .repo
+        .expired_intents(self.grace)
+        .await?
+        .into_iter()
+        .map(|(id, tag)| Problem {
+          kind: ProblemKind::UnfinishedWrite,
+          path: self.blobs.key(&id, &tag).ok(),
+          id: Some(id),
+          repaired: false,
+        })
+        .collect();
+      if repair && !problems.is_empty() {
+        self.sweep_due().await?;
+        problems.iter_mut().for_each(|problem| problem.repaired = true);
+      }
+      let cutoff = SystemTime::now() - self.grace;
+      let mut candidates = Vec::new();
+      self
+        .blobs
+        .list(|object| {
+          if object.last_modified < cutoff {
+            candidates.push((object.id, object.tag));
+          }
+          Ok(())
+        })
+        .await?;
+      for chunk in candidates.chunks(500) {
+        let named = self.repo.named(chunk).await?;
+        for (id, tag) in chunk.iter().filter(|object| !named.contains(*object)) {
+          let key = self.blobs.key(id, tag)?;
+          let repaired = repair && self.blobs.delete(&key).await.is_ok();
+          problems.push(Problem {
+            kind: ProblemKind::OrphanFile,
+            id: Some(id.clone()),
+            path: Some(key),
+            repaired,
+          });
+        }
+      }
+      Ok(problems)
     })
   }
 

@@ -552,6 +552,30 @@ impl Repo for PgRepo {
     Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
   }
 
+  async fn count(&self) -> Result<u64> {
+    let client = self.client().await?;
+    let count: i64 = client
+      .query_one("SELECT count(*) FROM image_records", &[])
+      .await
+      .map_err(db_error)?
+      .get(0);
+    Ok(count as u64)
+  }
+
+  async fn expired_intents(&self, grace: Duration) -> Result<Vec<(String, String)>> {
+    let client = self.client().await?;
+    let grace_ms = grace.as_millis() as f64;
+    let rows = client
+      .query(
+        "SELECT id, tag FROM pixstore_native_object_intents
+         WHERE created_at <= clock_timestamp() - $1 * interval '1 millisecond' ORDER BY seq",
+        &[&grace_ms],
+      )
+      .await
+      .map_err(db_error)?;
+    Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
+  }
+
   async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<StoredRecord>> {
     let client = self.client().await?;
     let rows = client
@@ -567,10 +591,19 @@ impl Repo for PgRepo {
       .collect()
   }
 
-  async fn put_record(&self, record: &StoredRecord, grace: Duration) -> Result<bool> {
+  async fn put_record(&self, intent: i64, record: &StoredRecord, grace: Duration) -> Result<bool> {
     let mut client = self.client().await?;
     let meta_json = serde_json::to_string(&record.meta)?;
     let tx = client.transaction().await.map_err(db_error)?;
+    let intent = tx
+      .execute("DELETE FROM pixstore_native_object_intents WHERE seq = $1", &[&intent])
+      .await
+      .map_err(db_error)?;
+    if intent == 0 {
+      return Err(Error::internal(
+        "the write took longer than orphanGracePeriodMs and was abandoned",
+      ));
+    }
     let previous = tx
       .query_opt(
         "SELECT token, meta FROM image_records WHERE id = $1 FOR UPDATE",
@@ -580,6 +613,7 @@ impl Repo for PgRepo {
       .map_err(db_error)?
       .map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1)));
     if previous.as_ref().is_some_and(|(token, _)| *token >= record.token) {
+      tx.commit().await.map_err(db_error)?;
       return Ok(false);
     }
     tx.execute(

@@ -63,13 +63,25 @@ pub trait Repo: Send + Sync + 'static {
   /// Which of `objects` a record, an intent or a garbage row names.
   fn named(&self, objects: &[(String, String)]) -> impl Future<Output = Result<HashSet<(String, String)>>> + Send;
 
+  /// The number of records.
+  fn count(&self) -> impl Future<Output = Result<u64>> + Send;
+
+  /// Intents older than `grace` (abandoned writes), as `(id, tag)`, without taking them.
+  fn expired_intents(&self, grace: Duration) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
+
   /// Records in id order after `after`, at most `limit` (to walk a store without loading it).
   fn records_after(&self, after: &str, limit: i64) -> impl Future<Output = Result<Vec<StoredRecord>>> + Send;
 
-  /// Creates or replaces a record as given (a migration): kept when the
-  /// store already has a newer token for the id; the replaced object becomes
-  /// garbage. Returns whether the record was written.
-  fn put_record(&self, record: &StoredRecord, grace: Duration) -> impl Future<Output = Result<bool>> + Send;
+  /// In one transaction: drops `intent` (an error if the sweeper took it),
+  /// and creates or replaces a record as given (a migration) unless the store
+  /// already has this token of the id or a newer one; the replaced object
+  /// becomes garbage. Returns whether the record was written.
+  fn put_record(
+    &self,
+    intent: i64,
+    record: &StoredRecord,
+    grace: Duration,
+  ) -> impl Future<Output = Result<bool>> + Send;
 
   /// Releases connections and background tasks.
   fn close(&self) -> impl Future<Output = ()> + Send;

@@ -250,6 +250,26 @@ impl Repo for SqliteRepo {
       .await
   }
 
+  async fn count(&self) -> Result<u64> {
+    self
+      .with_writer(|conn| {
+        Ok(conn.query_row("SELECT count(*) FROM image_records", [], |row| row.get::<_, i64>(0))? as u64)
+      })
+      .await
+  }
+
+  async fn expired_intents(&self, grace: Duration) -> Result<Vec<(String, String)>> {
+    self
+      .with_writer(move |conn| {
+        let cutoff = now_ms() as i64 - grace.as_millis() as i64;
+        let mut statement = conn
+          .prepare_cached("SELECT id, tag FROM pixstore_native_object_intents WHERE created_at <= ?1 ORDER BY seq")?;
+        let rows = statement.query_map([cutoff], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+      })
+      .await
+  }
+
   async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<StoredRecord>> {
     let after = after.to_string();
     self
@@ -277,13 +297,19 @@ impl Repo for SqliteRepo {
       .await
   }
 
-  async fn put_record(&self, record: &StoredRecord, grace: Duration) -> Result<bool> {
+  async fn put_record(&self, intent: i64, record: &StoredRecord, grace: Duration) -> Result<bool> {
     let record = record.clone();
     self
       .with_writer(move |conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if tx.execute("DELETE FROM pixstore_native_object_intents WHERE seq = ?1", [intent])? == 0 {
+          return Err(Error::internal(
+            "the write took longer than orphanGracePeriodMs and was abandoned",
+          ));
+        }
         let previous = record_of(&tx, &record.id)?;
         if previous.as_ref().is_some_and(|previous| previous.token >= record.token) {
+          tx.commit()?;
           return Ok(false);
         }
         db::upsert_record(&tx, &record.id, record.token, &serde_json::to_string(&record.meta)?)?;

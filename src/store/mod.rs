@@ -9,6 +9,7 @@
 //! again, and accept the pair only when nothing changed in between (or the
 //! file's GCM tag proves it belongs to the record).
 
+mod admin;
 pub(crate) mod db;
 mod files;
 mod guard;
@@ -202,6 +203,23 @@ impl Store {
   /// recovery that cannot write yet is retried by the writer until it
   /// succeeds, so opening never waits for free space.
   pub fn open(location: StoreLocation) -> Result<Arc<Store>> {
+    Self::open_with(location, true)
+  }
+
+  /// Opens an existing store for reading only: nothing on disk is changed
+  /// (no recovery, no lock file, no switch to WAL), so a store pixstore 3.2.1
+  /// or another process is using can be read as it is (`verify`, `migrate`'s source).
+  pub fn open_read_only(location: StoreLocation) -> Result<Arc<Store>> {
+    if location.database.file().is_some_and(|file| !file.exists()) {
+      return Err(Error::config(format!(
+        "There is no store at {}",
+        location.database.file().expect("a file").display()
+      )));
+    }
+    Self::open_with(location, false)
+  }
+
+  fn open_with(location: StoreLocation, writable: bool) -> Result<Arc<Store>> {
     let owner = hex(&random_bytes::<8>()?);
     let ctx = WriterContext {
       root: location.root.clone(),
@@ -210,9 +228,13 @@ impl Store {
       sync: location.durability == Durability::Fsync,
       temp_counter: Arc::new(AtomicU64::new(0)),
     };
-    let (writer, record_reader) = match Self::open_writer(&location, &ctx) {
+    let opened = match writable {
+      true => Self::open_writer(&location, &ctx),
+      false => Err(Error::internal("opened for reading only")),
+    };
+    let (writer, record_reader) = match opened {
       Ok((writer, record_reader)) => (Ok(writer), record_reader),
-      Err(err) if refuses_writes(&err) && location.database.file().is_some_and(Path::exists) => {
+      Err(err) if (!writable || refuses_writes(&err)) && location.database.file().is_some_and(Path::exists) => {
         let record_reader = db::open(&location.database, location.durability, true)?;
         db::record(&record_reader, "")?; // the store is readable
         (Err(err.message), record_reader)
@@ -338,7 +360,12 @@ impl Store {
     Ok((temp_name, meta))
   }
 
-  async fn write(self: &Arc<Self>, target: WriteTarget, image: PlainImage, rules: ImageRules) -> Result<StoredRecord> {
+  async fn write(
+    self: &Arc<Self>,
+    target: WriteTarget,
+    image: PlainImage,
+    rules: ImageRules,
+  ) -> Result<Option<StoredRecord>> {
     if let Err(reason) = &self.writer {
       return Err(Error::internal(format!("The Pixstore store is read-only: {reason}")));
     }
@@ -353,6 +380,11 @@ impl Store {
     };
     let store = Arc::clone(self);
     let (temp_name, meta) = blocking(move || store.encrypt_to_temp(image, &rules, slot)).await?;
+    self.commit_temp(target, temp_name, meta).await
+  }
+
+  /// Hands a written temporary file to the writer and waits for its commit.
+  async fn commit_temp(&self, target: WriteTarget, temp_name: String, meta: ImageMeta) -> Result<Option<StoredRecord>> {
     let (reply, response) = oneshot::channel();
     let job = Job::Write(WriteJob {
       target,
@@ -376,7 +408,35 @@ impl Store {
     prefix: Option<String>,
     rules: ImageRules,
   ) -> Result<StoredRecord> {
-    self.write(WriteTarget::New { prefix }, image, rules).await
+    let record = self.write(WriteTarget::New { prefix }, image, rules).await?;
+    record.ok_or_else(|| Error::internal("a new image was not written"))
+  }
+
+  /// Stores an image under a given (valid) id unless a record of it exists: `None` then.
+  pub async fn import(
+    self: &Arc<Self>,
+    id: String,
+    image: PlainImage,
+    rules: ImageRules,
+  ) -> Result<Option<StoredRecord>> {
+    self.write(WriteTarget::Given { id, token: None }, image, rules).await
+  }
+
+  /// Stores an already encrypted image with its record as given (a
+  /// migration), unless the store has a record of the id with this token or
+  /// a newer one: false then.
+  pub async fn put_image(self: &Arc<Self>, record: StoredRecord, ciphertext: Vec<u8>) -> Result<bool> {
+    if let Err(reason) = &self.writer {
+      return Err(Error::internal(format!("The Pixstore store is read-only: {reason}")));
+    }
+    let temp_name = self.ctx.temp_name();
+    let (path, sync) = (self.ctx.temp_dir.join(&temp_name), self.ctx.sync);
+    blocking(move || files::write_new(&path, &ciphertext, sync)).await?;
+    let target = WriteTarget::Given {
+      id: record.id,
+      token: Some(record.token),
+    };
+    Ok(self.commit_temp(target, temp_name, record.meta).await?.is_some())
   }
 
   /// Replaces the image of an existing (valid) id: `Image not found` without a record.
@@ -385,7 +445,8 @@ impl Store {
     if !self.with_reader(|conn| Ok(db::record_token(conn, &id)?.is_some()))? {
       return Err(Error::not_found(&id));
     }
-    self.write(WriteTarget::Existing { id }, image, rules).await
+    let record = self.write(WriteTarget::Existing { id }, image, rules).await?;
+    record.ok_or_else(|| Error::internal("an update was not written"))
   }
 
   /// Deletes the file and the record of a (valid) id; true if either existed.
@@ -591,6 +652,47 @@ impl crate::backend::Backend for Store {
 
   fn wire_payload(self: Arc<Self>, id: String, client_token: Option<f64>) -> BoxFuture<'static, Vec<u8>> {
     Box::pin(async move { Store::wire_payload(&self, id, client_token).await })
+  }
+
+  fn image_path(&self, record: &StoredRecord) -> String {
+    id::file_path(&self.ctx.root, &record.id).display().to_string()
+  }
+
+  fn count(self: Arc<Self>) -> BoxFuture<'static, Result<u64>> {
+    Box::pin(async move { blocking(move || Store::count(&self)).await })
+  }
+
+  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>> {
+    Box::pin(async move { blocking(move || Store::records_after(&self, &after, limit)).await })
+  }
+
+  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<(StoredRecord, Vec<u8>)>>> {
+    Box::pin(async move { blocking(move || Store::read_image(&self, &id)).await })
+  }
+
+  fn check_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<crate::backend::ImageCheck>> {
+    Box::pin(async move { blocking(move || Store::check_image(&self, &record)).await })
+  }
+
+  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Option<(u64, u8)>>> {
+    Box::pin(async move { blocking(move || Store::peek_image(&self, &record)).await })
+  }
+
+  fn import(
+    self: Arc<Self>,
+    id: String,
+    image: PlainImage,
+    rules: ImageRules,
+  ) -> BoxFuture<'static, Result<Option<StoredRecord>>> {
+    Box::pin(async move { Store::import(&self, id, image, rules).await })
+  }
+
+  fn put_image(self: Arc<Self>, record: StoredRecord, ciphertext: Vec<u8>) -> BoxFuture<'static, Result<bool>> {
+    Box::pin(async move { Store::put_image(&self, record, ciphertext).await })
+  }
+
+  fn audit(self: Arc<Self>, repair: bool) -> BoxFuture<'static, Result<Vec<crate::backend::Problem>>> {
+    Box::pin(async move { blocking(move || Store::audit(&self, repair)).await })
   }
 
   fn read_only(&self) -> Option<&str> {

@@ -47,6 +47,15 @@ pub enum WriteTarget {
     /// The image id.
     id: String,
   },
+  /// A given id (an import or a migration): written only when the store has
+  /// no record of it (`token: None`, the token is then now) or an older one
+  /// than `token`; otherwise skipped.
+  Given {
+    /// The image id.
+    id: String,
+    /// The token to keep (a migration), or `None` for a new record.
+    token: Option<i64>,
+  },
 }
 
 /// A queued write: the encrypted image is already in its temporary file.
@@ -58,8 +67,8 @@ pub struct WriteJob {
   pub temp_name: String,
   /// Key, IV and tag of the encrypted file.
   pub meta: ImageMeta,
-  /// Receives the committed record.
-  pub reply: oneshot::Sender<Result<StoredRecord>>,
+  /// Receives the committed record, or `None` for a skipped [`WriteTarget::Given`] write.
+  pub reply: oneshot::Sender<Result<Option<StoredRecord>>>,
 }
 
 /// Work for the writer thread.
@@ -134,7 +143,10 @@ enum Logged {
 
 /// A finished job and its reply, sent only once the batch has committed.
 enum Outcome {
-  Write(oneshot::Sender<Result<StoredRecord>>, Result<StoredRecord>),
+  Write(
+    oneshot::Sender<Result<Option<StoredRecord>>>,
+    Result<Option<StoredRecord>>,
+  ),
   Delete(oneshot::Sender<Result<bool>>, Result<bool>),
 }
 
@@ -223,6 +235,15 @@ fn log_intents(conn: &mut Connection, ctx: &WriterContext, jobs: Vec<Job>) -> Op
               }
               id.clone()
             }
+            WriteTarget::Given { id, token } => {
+              if !given_wanted(db::record_token(&tx, id)?, *token) || new_ids.contains(id) {
+                remove_temp(ctx, &job.temp_name);
+                refused.push(Outcome::Write(job.reply, Ok(None)));
+                continue;
+              }
+              new_ids.insert(id.clone());
+              id.clone()
+            }
           };
           let meta_json = serde_json::to_string(&job.meta)?;
           let seq = db::insert_intent(&tx, &id, &ctx.owner, &job.temp_name, Some(&meta_json))?;
@@ -281,13 +302,17 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) -> boo
           let path = id::file_path(&ctx.root, &id);
           let temp = ctx.temp_dir.join(&job.temp_name);
           let previous = db::record_token(&tx, &id)?;
-          let placed = if matches!(job.target, WriteTarget::Existing { .. }) && previous.is_none() {
-            Err(Error::not_found(&id))
-          } else {
-            put_in_place(&temp, &path, &mut touched_dirs)
+          let placed = match &job.target {
+            WriteTarget::Existing { .. } if previous.is_none() => Err(Error::not_found(&id)),
+            WriteTarget::Given { token, .. } if !given_wanted(previous, *token) => Ok(None),
+            _ => put_in_place(&temp, &path, &mut touched_dirs).map(Some),
           };
           let result = match placed {
-            Ok(placed) => {
+            Ok(None) => {
+              remove_temp(ctx, &job.temp_name);
+              Ok(None)
+            }
+            Ok(Some(placed)) => {
               let obsolete = (placed == Placed::Exchanged).then(|| temp.clone());
               moves.push(Moved {
                 from: temp,
@@ -295,13 +320,16 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) -> boo
                 placed,
                 obsolete,
               });
-              let token = next_token(previous, now);
+              let token = match &job.target {
+                WriteTarget::Given { token: Some(token), .. } => *token,
+                _ => next_token(previous, now),
+              };
               db::upsert_record(&tx, &id, token, &serde_json::to_string(&job.meta)?)?;
-              Ok(StoredRecord {
+              Ok(Some(StoredRecord {
                 id,
                 token,
                 meta: job.meta,
-              })
+              }))
             }
             Err(err) => {
               remove_temp(ctx, &job.temp_name);
@@ -367,6 +395,17 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) -> boo
       outcomes.into_iter().for_each(|outcome| outcome.fail(err.clone()));
       recover(conn, ctx).is_err()
     }
+  }
+}
+
+/// Whether a [`WriteTarget::Given`] write with `token` goes ahead over a
+/// record whose token is `existing`: always into an empty slot; over a record
+/// only with an explicit, newer token (a migration resuming never goes back).
+fn given_wanted(existing: Option<i64>, token: Option<i64>) -> bool {
+  match (existing, token) {
+    (None, _) => true,
+    (Some(existing), Some(token)) => token > existing,
+    (Some(_), None) => false,
   }
 }
 

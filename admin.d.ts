@@ -1,0 +1,92 @@
+import type { PixstoreBackendConfig } from './types.js'
+
+/** How far an operation is; passed to `onProgress` at most every 100 ms. */
+export interface AdminProgress {
+  /** What it is doing: `'records'`, `'files'` or `'audit'`. */
+  phase: string
+  /** Items done. */
+  done: number
+  /** Items in all, when known. */
+  total?: number | null
+}
+
+/** Options every operation takes. */
+export interface AdminOptions {
+  /** Called with the progress (errors it throws are ignored). */
+  onProgress?: (progress: AdminProgress) => void
+  /** Stops the operation after the items in progress; it then resolves with `interrupted: true`. */
+  signal?: AbortSignal
+}
+
+/** What verify found wrong. */
+export interface StoreProblem {
+  kind: 'missing-file' | 'corrupt-file' | 'orphan-file' | 'temp-file' | 'unfinished-write'
+  /** The image id, when there is one. */
+  id?: string
+  /** The file path or object key, when there is one. */
+  path?: string
+  /** Whether `repair` fixed it. */
+  repaired: boolean
+}
+
+export interface VerifyReport {
+  /** Records checked. */
+  records: number
+  /** Image files (or objects) found for them. */
+  files: number
+  problems: StoreProblem[]
+  interrupted: boolean
+}
+
+export interface StatsReport {
+  images: number
+  /** Bytes of the original images. */
+  bytes: number
+  /** Images per format (`'missing'` for records without an image). */
+  formats: Record<string, number>
+  /** Images per id prefix (`''` for ids without one). */
+  prefixes: Record<string, number>
+  interrupted: boolean
+}
+
+export interface ExportReport {
+  exported: { id: string; path: string }[]
+  failed: { id: string; reason: string }[]
+  interrupted: boolean
+}
+
+export interface ImportReport {
+  imported: { path: string; id: string }[]
+  skipped: { path: string; reason: string }[]
+  interrupted: boolean
+}
+
+export interface MigrateReport {
+  /** Records copied with their image. */
+  migrated: number
+  /** Records the destination already had (a resumed run). */
+  skipped: number
+  failed: { id: string; reason: string }[]
+  interrupted: boolean
+}
+
+type StoreConfig = Partial<PixstoreBackendConfig>
+
+/**
+ * Checks every record's image (present, authentic under its key), then orphan files,
+ * temporary files and unfinished writes; `repair` removes orphans and temporary files
+ * and settles unfinished writes, never a record or the only copy of an image.
+ */
+export declare function verifyStore(config: StoreConfig, options?: AdminOptions & { repair?: boolean }): Promise<VerifyReport>
+/** Counts images, their bytes, formats and id prefixes. */
+export declare function storeStats(config: StoreConfig, options?: AdminOptions): Promise<StatsReport>
+/** Decrypts every image into `folder`, named after its id with its format's extension. */
+export declare function exportStore(config: StoreConfig, folder: string, options?: AdminOptions): Promise<ExportReport>
+/** Stores every image under `folder`, recursively; re-running does not import twice. */
+export declare function importFolder(
+  config: StoreConfig,
+  folder: string,
+  options?: AdminOptions & { dir?: string; concurrency?: number },
+): Promise<ImportReport>
+/** Copies every record and image from `from` to `to` as they are; resumable; the source is only read. */
+export declare function migrateStore(from: StoreConfig, to: StoreConfig, options?: AdminOptions): Promise<MigrateReport>
