@@ -10,7 +10,18 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fixturesDir, tempDir } from './helpers.mjs'
-import { checkConsumer, checkExpressExample, cleanEnv, copyConsumers, installApp, pinned, readTarball, runConsumer } from './support/install-app.mjs'
+import {
+  checkConsumer,
+  checkExpressExample,
+  cleanEnv,
+  copyConsumers,
+  installApp,
+  installedPackages,
+  pinned,
+  platformTarballs,
+  readTarball,
+  runConsumer,
+} from './support/install-app.mjs'
 import { TARGETS, nativeTarget, packRelease } from '../scripts/pack-release.mjs'
 
 const repo = fileURLToPath(new URL('../', import.meta.url))
@@ -33,7 +44,10 @@ before(() => {
   app = join(work.path, 'app')
   mkdirSync(app)
   report = packRelease({ targets: 'native', from: repo, out: dist })
-  const seconds = installApp(app, [tarball(pkg.name), tarball(platformPackage), pinned('express'), pinned('typescript'), pinned('@types/node')])
+  // Only the main package is installed by name, as `npm install pixstore-native`
+  // does; npm takes the platform package through its optionalDependencies.
+  const overrides = platformTarballs(dist, pkg.name, pkg.version)
+  const seconds = installApp(app, [tarball(pkg.name), pinned('express'), pinned('typescript'), pinned('@types/node')], [], overrides)
   console.log(`# npm install of the tarballs into a fresh app: ${seconds.toFixed(1)} s`)
   copyConsumers(app)
 })
@@ -67,6 +81,12 @@ test('the platform tarball holds the built binary and says where it runs', () =>
   assert.deepEqual(manifest.cpu, [process.arch])
   if (process.platform === 'linux') assert.deepEqual(manifest.libc, [target.endsWith('musl') ? 'musl' : 'glibc'])
   assert.deepEqual(report.packages.map((p) => p.file).sort(), [`${pkg.name}-${pkg.version}.tgz`, `${platformPackage}-${pkg.version}.tgz`].sort())
+})
+
+test('npm installs the platform package through the optional dependencies, and no other', () => {
+  assert.deepEqual(installedPackages(app, pkg.name), [pkg.name, platformPackage])
+  const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8'))
+  assert.equal(lock.packages[`node_modules/${platformPackage}`].optional, true)
 })
 
 const consumer = (script) => async () => {

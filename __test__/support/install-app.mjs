@@ -46,10 +46,15 @@ export function pinned(name) {
 /**
  * Writes a new app into `dir` and runs `npm install` of `specs` (tarball paths
  * and registry packages) in it; `flags` go to npm (`--cpu=arm64`, …).
+ * `overrides` (name → tarball) stand in for the registry: the platform
+ * packages are not published, so the main package's optionalDependencies
+ * resolve to these tarballs, and npm picks the one for the platform.
  * Returns the seconds it took.
  */
-export function installApp(dir, specs, flags = []) {
-  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'install-test-app', version: '1.0.0', private: true }, null, 2)}\n`)
+export function installApp(dir, specs, flags = [], overrides = {}) {
+  const manifest = { name: 'install-test-app', version: '1.0.0', private: true }
+  if (Object.keys(overrides).length) manifest.overrides = Object.fromEntries(Object.entries(overrides).map(([name, file]) => [name, `file:${file}`]))
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`)
   const start = Date.now()
   const result = npm(['install', '--no-audit', '--no-fund', '--prefer-offline', ...flags, ...specs], {
     cwd: dir,
@@ -59,6 +64,21 @@ export function installApp(dir, specs, flags = []) {
   })
   assert.equal(result.status, 0, `npm install failed:\n${result.stdout}\n${result.stderr}`)
   return (Date.now() - start) / 1000
+}
+
+/** Every `<main>-<platform>-<version>.tgz` of `dist` as name → path, for `installApp`'s overrides. */
+export function platformTarballs(dist, name, version) {
+  const suffix = `-${version}.tgz`
+  return Object.fromEntries(
+    readdirSync(dist)
+      .filter((file) => file.startsWith(`${name}-`) && file.endsWith(suffix) && file !== `${name}${suffix}`)
+      .map((file) => [file.slice(0, -suffix.length), join(dist, file)]),
+  )
+}
+
+/** The pixstore-native packages npm put into the app's node_modules. */
+export function installedPackages(dir, name) {
+  return readdirSync(join(dir, 'node_modules')).filter((entry) => entry === name || entry.startsWith(`${name}-`)).sort()
 }
 
 /** Copies the consumers (and their tsconfig) into the app. */
