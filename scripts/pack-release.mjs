@@ -14,7 +14,8 @@
 // The main package's package.json is the repository's without `scripts` and
 // `devDependencies`, plus `optionalDependencies`.
 // Options: --targets all|native|<triple,...>  --from DIR (take <binary>.<platform>.node from DIR
-// or DIR/*/ instead of building)  --out DIR (default dist)  --require-all.
+// or DIR/*/ instead of building)  --artifacts DIR (keep the built .node files there; default: a
+// temporary folder)  --out DIR (default dist)  --require-all.
 // Builds run one at a time under `nice -n 19`; the repository's files are not modified
 // (packages are staged in a temporary folder).
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -29,24 +30,36 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const binaryName = pkg.napi.binaryName
 
 /**
- * Every release target: its npm platform suffix, how it is built here, and
- * the header a correct binary has. Linux glibc builds go through zig with a
- * glibc 2.17 floor (a binary linked against this machine's glibc 2.36 needs
- * 2.34 and does not load on Debian 11, Ubuntu 20.04, RHEL 8 or Amazon Linux 2).
+ * Every release target: its npm platform suffix, the header a correct binary
+ * has, and how it is built: natively on its own OS (`nativeOn`), or with zig
+ * (`zig`: the target cargo-zigbuild gets) from any host. Linux builds always
+ * go through zig: musl from a glibc host, and glibc with a 2.17 floor (a
+ * binary linked against this machine's glibc 2.36 asks for 2.34 and does not
+ * load on Debian 11, Ubuntu 20.04, RHEL 8 or Amazon Linux 2).
  */
 export const TARGETS = {
-  'x86_64-unknown-linux-gnu': { platform: 'linux-x64-gnu', build: ['-x', '--target', 'x86_64-unknown-linux-gnu.2.17'], header: 'elf-x86_64' },
-  'x86_64-unknown-linux-musl': { platform: 'linux-x64-musl', build: ['-x', '--target', 'x86_64-unknown-linux-musl'], header: 'elf-x86_64' },
-  'aarch64-unknown-linux-gnu': { platform: 'linux-arm64-gnu', build: ['-x', '--target', 'aarch64-unknown-linux-gnu.2.17'], header: 'elf-aarch64' },
-  'aarch64-unknown-linux-musl': { platform: 'linux-arm64-musl', build: ['-x', '--target', 'aarch64-unknown-linux-musl'], header: 'elf-aarch64' },
-  'x86_64-apple-darwin': { platform: 'darwin-x64', build: ['-x', '--target', 'x86_64-apple-darwin'], header: 'macho-x86_64' },
-  'aarch64-apple-darwin': { platform: 'darwin-arm64', build: ['-x', '--target', 'aarch64-apple-darwin'], header: 'macho-arm64' },
+  'x86_64-unknown-linux-gnu': { platform: 'linux-x64-gnu', header: 'elf-x86_64', zig: 'x86_64-unknown-linux-gnu.2.17' },
+  'x86_64-unknown-linux-musl': { platform: 'linux-x64-musl', header: 'elf-x86_64', zig: 'x86_64-unknown-linux-musl' },
+  'aarch64-unknown-linux-gnu': { platform: 'linux-arm64-gnu', header: 'elf-aarch64', zig: 'aarch64-unknown-linux-gnu.2.17' },
+  'aarch64-unknown-linux-musl': { platform: 'linux-arm64-musl', header: 'elf-aarch64', zig: 'aarch64-unknown-linux-musl' },
+  // Without a deployment target zig marks the binary "macOS 15.0 or later" and older macOS refuse it.
+  'x86_64-apple-darwin': { platform: 'darwin-x64', header: 'macho-x86_64', nativeOn: 'darwin', zig: 'x86_64-apple-darwin', env: { MACOSX_DEPLOYMENT_TARGET: '10.13' } },
+  'aarch64-apple-darwin': { platform: 'darwin-arm64', header: 'macho-arm64', nativeOn: 'darwin', zig: 'aarch64-apple-darwin', env: { MACOSX_DEPLOYMENT_TARGET: '11.0' } },
   'x86_64-pc-windows-msvc': {
     platform: 'win32-x64-msvc',
     header: 'pe-x86_64',
-    notHere:
+    nativeOn: 'win32',
+    elsewhere:
       'needs the MSVC CRT and Windows SDK libraries: cargo-xwin downloads them from Microsoft, which this machine cannot reach; built on windows-latest by .github/workflows/release.yml',
   },
+}
+
+/** The `napi build` arguments for `triple` on this machine, or null if it cannot be built here. */
+function buildArgs(triple) {
+  const target = TARGETS[triple]
+  if (target.nativeOn === process.platform) return ['--target', triple]
+  if (target.zig) return ['-x', '--target', target.zig]
+  return null
 }
 
 /** The target of the machine running this script, as napi names it. */
@@ -87,11 +100,11 @@ function run(command, args, options = {}) {
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal})`)
 }
 
-/** zig + cargo-zigbuild in .release-tools/ (PyPI) and the Rust targets (rustup). */
-function ensureCrossTools(triples) {
+/** zig + cargo-zigbuild in .release-tools/ (PyPI) if a build needs them, and the Rust targets (rustup). */
+function ensureBuildTools(triples) {
   const venv = join(root, '.release-tools')
   const bin = join(venv, 'bin')
-  if (!existsSync(join(bin, 'cargo-zigbuild'))) {
+  if (triples.some((triple) => buildArgs(triple)[0] === '-x') && !existsSync(join(bin, 'cargo-zigbuild'))) {
     console.log('setting up .release-tools/ (ziglang and cargo-zigbuild from PyPI)')
     run('python3', ['-m', 'venv', venv])
     run(join(bin, 'pip'), ['install', '-q', 'ziglang==0.17.1', 'cargo-zigbuild==0.24.1'])
@@ -99,17 +112,17 @@ function ensureCrossTools(triples) {
   const installed = execFileSync('rustup', ['target', 'list', '--installed'], { encoding: 'utf8' }).split('\n')
   const missing = triples.filter((triple) => !installed.includes(triple))
   if (missing.length) run('rustup', ['target', 'add', ...missing])
-  return `${bin}:${process.env.PATH}`
+  return [bin, process.env.PATH].join(process.platform === 'win32' ? ';' : ':')
 }
 
-/** Builds `triple` into `outDir` with the napi CLI; returns the seconds it took. */
+/** Builds `triple` into `outDir` with the napi CLI, niced; returns the seconds it took. */
 function build(triple, outDir, path) {
   const start = Date.now()
   const napi = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
-  run('nice', ['-n', '19', process.execPath, napi, 'build', '--platform', '--release', '--no-js', '-o', outDir, ...TARGETS[triple].build], {
-    cwd: root,
-    env: { ...process.env, PATH: path },
-  })
+  const args = [napi, 'build', '--platform', '--release', '--no-js', '-o', outDir, ...buildArgs(triple)]
+  const options = { cwd: root, env: { ...process.env, ...TARGETS[triple].env, PATH: path } }
+  if (process.platform === 'win32') run(process.execPath, args, options)
+  else run('nice', ['-n', '19', process.execPath, ...args], options)
   return seconds(start)
 }
 
@@ -144,7 +157,7 @@ function glibcFloor(file) {
   return versions.at(-1) ?? 'none'
 }
 
-export function packRelease({ targets = 'all', from = null, out = 'dist' } = {}) {
+export function packRelease({ targets = 'all', from = null, out = 'dist', artifacts = null } = {}) {
   const triples = targets === 'all' ? pkg.napi.targets : targets === 'native' ? [nativeTarget()] : targets.split(',')
   for (const triple of triples) {
     if (!TARGETS[triple] || !pkg.napi.targets.includes(triple)) throw new Error(`unknown target ${triple}`)
@@ -162,16 +175,16 @@ export function packRelease({ targets = 'all', from = null, out = 'dist' } = {})
     let artifactsDir = from && resolve(root, from)
     let path = process.env.PATH
     if (!from) {
-      const buildable = triples.filter((triple) => !TARGETS[triple].notHere)
-      if (buildable.length) path = ensureCrossTools(buildable)
-      artifactsDir = join(stage, 'artifacts')
+      const buildable = triples.filter(buildArgs)
+      if (buildable.length) path = ensureBuildTools(buildable)
+      artifactsDir = artifacts ? resolve(root, artifacts) : join(stage, 'artifacts')
     }
     for (const triple of triples) {
-      const { platform, header, notHere } = TARGETS[triple]
+      const { platform, header, elsewhere } = TARGETS[triple]
       let buildSeconds = null
       if (!from) {
-        if (notHere) {
-          report.notBuilt.push({ target: triple, why: notHere })
+        if (!buildArgs(triple)) {
+          report.notBuilt.push({ target: triple, why: elsewhere })
           continue
         }
         console.log(`\n=== building ${triple} ===`)
@@ -179,7 +192,7 @@ export function packRelease({ targets = 'all', from = null, out = 'dist' } = {})
       }
       const artifact = findArtifact(artifactsDir, platform)
       if (!artifact) {
-        report.notBuilt.push({ target: triple, why: notHere ?? `no ${binaryName}.${platform}.node in ${artifactsDir}` })
+        report.notBuilt.push({ target: triple, why: `no ${binaryName}.${platform}.node in ${artifactsDir}` })
         continue
       }
       const kind = binaryKind(readFileSync(artifact))
@@ -242,11 +255,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       targets: { type: 'string', default: 'all' },
       from: { type: 'string' },
       out: { type: 'string', default: 'dist' },
+      artifacts: { type: 'string' },
       'require-all': { type: 'boolean', default: false },
     },
   })
   const start = Date.now()
-  const report = packRelease({ targets: values.targets, from: values.from ?? null, out: values.out })
+  const report = packRelease({ targets: values.targets, from: values.from ?? null, out: values.out, artifacts: values.artifacts ?? null })
   printReport(report, values.out)
   console.log(`done in ${seconds(start)} s`)
   if (values['require-all'] && report.notBuilt.length) {
