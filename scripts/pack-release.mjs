@@ -148,7 +148,7 @@ function npmPack(dir, out) {
   return npmJson(['pack', '--ignore-scripts', '--json', '--pack-destination', out], dir)[0]
 }
 
-/** Which glibc versions an ELF binary asks for, newest last (readelf from binutils). */
+/** The newest glibc symbol version an ELF binary asks for (readelf from binutils). */
 function glibcFloor(file) {
   const result = spawnSync('readelf', ['-V', '--wide', file], { encoding: 'utf8' })
   if (result.status !== 0) return 'readelf not available'
