@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, readdirSync, statSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import { deflateSync, crc32 } from 'node:zlib'
 import { createHash, webcrypto } from 'node:crypto'
@@ -67,7 +68,7 @@ export function makePng(width = 1, height = 1, seed = 1) {
 }
 
 /** Committed fixture images (real PNG, WebP and JPEG files). */
-export const fixturesDir = new URL('./fixtures/', import.meta.url).pathname
+export const fixturesDir = fileURLToPath(new URL('./fixtures/', import.meta.url))
 
 /** Every file under `dir` (relative paths), for "nothing changed on disk" checks. */
 export function listFiles(dir) {
