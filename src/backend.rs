@@ -69,6 +69,9 @@ pub enum ImageCheck {
 /// A boxed future, so [`Backend`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A record with its stored image (the ciphertext, without the tag).
+pub type StoredImage = (StoredRecord, Vec<u8>);
+
 /// Records and image bytes, and the operations of the pixstore API on them.
 /// Ids given to it are valid (see [`crate::id::is_valid`]).
 pub trait Backend: Send + Sync + 'static {
@@ -121,7 +124,7 @@ pub trait Backend: Send + Sync + 'static {
   fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>>;
 
   /// A consistent record and its stored image (ciphertext without the tag).
-  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<(StoredRecord, Vec<u8>)>>>;
+  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<StoredImage>>>;
 
   /// Whether a record's stored image is there and authentic.
   fn check_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<ImageCheck>>;

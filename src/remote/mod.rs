@@ -343,7 +343,7 @@ impl<R: Repo> Backend for RemoteStore<R> {
     Box::pin(async move { self.repo.records_after(&after, limit as i64).await })
   }
 
-  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<(StoredRecord, Vec<u8>)>>> {
+  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<crate::backend::StoredImage>>> {
     Box::pin(async move {
       let _permit = self.enter()?;
       let image = self.read(&id, None).await?;

@@ -128,7 +128,7 @@ impl Store {
   pub fn audit(&self, repair: bool) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let temp_dir = self.ctx.temp_dir.clone();
-    let intents = self.with_reader(|conn| db::intents(conn))?;
+    let intents = self.with_reader(db::intents)?;
     let mut unfinished: Vec<Problem> = intents
       .into_iter()
       .filter(|intent| intent.owner != self.ctx.owner && owner_is_dead(&temp_dir, &intent.owner))

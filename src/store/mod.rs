@@ -564,7 +564,7 @@ impl Store {
   }
 
   fn after_writer_stopped(&self) {
-    drop(self.guard.lock().ok().and_then(|mut guard| guard.take()));
+    let _released = self.guard.lock().ok().and_then(|mut guard| guard.take());
     if let Ok(mut readers) = self.readers.lock() {
       readers.clear();
     }
@@ -666,7 +666,7 @@ impl crate::backend::Backend for Store {
     Box::pin(async move { blocking(move || Store::records_after(&self, &after, limit)).await })
   }
 
-  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<(StoredRecord, Vec<u8>)>>> {
+  fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<crate::backend::StoredImage>>> {
     Box::pin(async move { blocking(move || Store::read_image(&self, &id)).await })
   }
 
