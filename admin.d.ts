@@ -70,6 +70,15 @@ export interface MigrateReport {
   interrupted: boolean
 }
 
+export interface RekeyReport {
+  /** Records whose stored key was rewrapped (or unwrapped). */
+  rekeyed: number
+  /** Records already as asked. */
+  skipped: number
+  failed: { id: string; reason: string }[]
+  interrupted: boolean
+}
+
 type StoreConfig = Partial<PixstoreBackendConfig>
 
 /**
@@ -90,3 +99,8 @@ export declare function importFolder(
 ): Promise<ImportReport>
 /** Copies every record and image from `from` to `to` as they are; resumable; the source is only read. */
 export declare function migrateStore(from: StoreConfig, to: StoreConfig, options?: AdminOptions): Promise<MigrateReport>
+/**
+ * Rewraps every record's stored key under `config.masterKeys[0]` (a plain store is wrapped
+ * too), or with `unwrap` stores them all plain again; no image is rewritten; resumable.
+ */
+export declare function rekeyStore(config: StoreConfig, options?: AdminOptions & { unwrap?: boolean }): Promise<RekeyReport>

@@ -76,7 +76,17 @@ async function migrateStore(from, to, options = {}) {
   return run('migrate', [requireConfig(from, 'from'), requireConfig(to, 'to')], options)
 }
 
+/**
+ * Rewraps the key stored in every record under the config's first master key
+ * (`masterKeys`), or with `unwrap` stores them all plain again; no image is
+ * rewritten; resumable.
+ */
+async function rekeyStore(config, { unwrap = false, ...options } = {}) {
+  return run('rekey', [requireConfig(config)], { ...options, unwrap: Boolean(unwrap) })
+}
+
 exports.verifyStore = verifyStore
+exports.rekeyStore = rekeyStore
 exports.storeStats = storeStats
 exports.exportStore = exportStore
 exports.importFolder = importFolder

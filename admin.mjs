@@ -1,4 +1,4 @@
 // ESM entry of pixstore-native/admin: the same module instance as the CJS entry.
 import admin from './admin.js'
 
-export const { verifyStore, storeStats, exportStore, importFolder, migrateStore } = admin
+export const { verifyStore, storeStats, exportStore, importFolder, migrateStore, rekeyStore } = admin

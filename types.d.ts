@@ -74,6 +74,42 @@ export interface PixstoreBackendConfig {
    * instances, off otherwise.
    */
   defaultEndpointReusePort: boolean | null
+  /**
+   * pixstore-native only: master keys (base64 of 32 bytes each, e.g. `openssl rand -base64 32`).
+   * The per-image key in each record is stored wrapped under the first (AES-256-GCM, the id as
+   * associated data) and unwrapped with any listed one; JS and the wire payload see plain keys.
+   * With them the store is no longer readable by pixstore 3.2.1. Default `null`: keys stored plain.
+   */
+  masterKeys: readonly string[] | null
+  /**
+   * pixstore-native only: `postgres://user:password@host:port/database` — records in PostgreSQL
+   * (TLS with `sslmode=require` or `verify-full`). Default `null`: SQLite at `databasePath`.
+   */
+  databaseUrl: string | null
+  /** pixstore-native only: PostgreSQL connections per process (1..1000). Default `10`. */
+  databasePoolSize: number
+  /**
+   * pixstore-native only: encrypted images in S3-compatible storage; what is not given comes
+   * from the `AWS_*` environment variables. Default `null`: files under `imageRootDir`.
+   */
+  objectStore: {
+    /** `s3://bucket` or `s3://bucket/prefix`. */
+    url: string
+    /** A custom endpoint (MinIO, R2, SeaweedFS…), requested path-style. */
+    endpoint?: string
+    region?: string
+    accessKeyId?: string
+    secretAccessKey?: string
+    sessionToken?: string
+    /** Allow a plain `http://` endpoint. */
+    allowHttp?: boolean
+  } | null
+  /**
+   * pixstore-native only (remote stores): how long superseded, deleted or abandoned objects stay
+   * before any instance removes them, in ms; also the age after which an unfinished write counts
+   * as abandoned. Default `60000`.
+   */
+  orphanGracePeriodMs: number
 }
 
 /** The state byte that starts every wire payload. */

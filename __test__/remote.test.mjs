@@ -250,3 +250,19 @@ test('an outage of the database or the bucket: calls fail clearly meanwhile and 
   assert.deepEqual(objectsMatchRows().missing, [], 'nothing was corrupted: every row has its object')
   await backend.closePixstoreBackend()
 })
+
+test('masterKeys on PostgreSQL + S3: the rows hold wrapped keys only, and images are served as before', async () => {
+  const masterKeys = [Buffer.alloc(32, 7).toString('base64')]
+  backend.initPixstoreBackend(remoteConfig({ defaultEndpointEnabled: false, masterKeys }))
+  const saved = await backend.saveImage(makePng(6, 6, 6))
+  const rows = pgRows(pg.url).filter((row) => row.id === saved.id)
+  assert.equal(rows.length, 1)
+  const stored = JSON.parse(rows[0].meta)
+  assert.match(stored.key, /^pxn1:[0-9a-f]{8}:/)
+  assert.notEqual(stored.key, saved.meta.key)
+  assert.equal(stored.tag, saved.meta.tag)
+  const payload = await backend.customEndpointHelper(saved.id, undefined, saved.statelessProof)
+  assert.deepEqual((await openPayload(payload, saved)).bytes, makePng(6, 6, 6))
+  assert.deepEqual((await backend.getImageRecordAsync(saved.id)).meta, saved.meta)
+  await backend.closePixstoreBackend()
+})

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 // The `pixstore-native` command (`npx pixstore-native …`): verify, import,
-// export, stats and migrate a store, on the pixstore-native/admin API.
+// export, stats, migrate and rekey a store, on the pixstore-native/admin API.
 // Arguments by commander and the terminal progress bar by cli-progress
 // (both well-kept npm packages), so the command stays a thin layer.
 // Exit status: 0 all well, 1 problems found or items failed (130 when
@@ -195,6 +195,21 @@ function program() {
         failed: (report) => report.failed.length > 0,
         summary: (report) => [
           `${report.migrated} migrated, ${report.skipped} already there, ${report.failed.length} failed${report.interrupted ? ' (interrupted)' : ''}`,
+          ...report.failed.map((item) => `failed\t${item.id}\t${item.reason}`),
+        ],
+      })
+    })
+
+  cli
+    .command('rekey')
+    .description('rewrap every stored key under the first of masterKeys (from --config), or --unwrap them')
+    .option('--unwrap', 'store the keys plain again (readable by pixstore 3.2.1)')
+    .action(async (options) => {
+      const globals = cli.opts()
+      await perform(globals, (extra) => admin.rekeyStore(storeConfig(globals), { ...extra, unwrap: options.unwrap }), {
+        failed: (report) => report.failed.length > 0,
+        summary: (report) => [
+          `${report.rekeyed} rekeyed, ${report.skipped} already done, ${report.failed.length} failed${report.interrupted ? ' (interrupted)' : ''}`,
           ...report.failed.map((item) => `failed\t${item.id}\t${item.reason}`),
         ],
       })

@@ -574,3 +574,49 @@ pub async fn migrate(from: Arc<dyn Backend>, to: Arc<dyn Backend>, control: &Con
   report.failed.sort_by(|a, b| a.id.cmp(&b.id));
   Ok(report)
 }
+
+/// The report of `rekey`.
+#[derive(Debug, Default, Serialize)]
+pub struct RekeyReport {
+  /// Records whose stored key was rewrapped (or unwrapped).
+  pub rekeyed: u64,
+  /// Records already as asked.
+  pub skipped: u64,
+  /// Records that could not be, and why (e.g. a key wrapped under a master key not listed).
+  pub failed: Vec<Failed>,
+  /// Whether it stopped before the end.
+  pub interrupted: bool,
+}
+
+/// Rewraps the key of every record under the first master key (wrapping a
+/// plain store too), or with `unwrap` stores them all plain again; no image
+/// is rewritten. Resumable: what is done already is skipped.
+pub async fn rekey(backend: Arc<dyn Backend>, unwrap: bool, control: &Control) -> Result<RekeyReport> {
+  let report = Arc::new(Mutex::new(RekeyReport::default()));
+  let interrupted = each_record(&backend, control, "records", |record| {
+    let (backend, report) = (Arc::clone(&backend), Arc::clone(&report));
+    async move {
+      let outcome = Arc::clone(&backend).rekey_record(record.id.clone(), unwrap).await;
+      let mut report = report.lock().expect("report lock");
+      match outcome {
+        Ok(true) => report.rekeyed += 1,
+        Ok(false) => report.skipped += 1,
+        Err(err) => report.failed.push(Failed {
+          id: record.id,
+          reason: err.message,
+        }),
+      }
+      Ok(())
+    }
+  })
+  .await?;
+  if !interrupted {
+    backend.compact().await?;
+  }
+  let mut report = Arc::try_unwrap(report)
+    .map_err(|_| Error::internal("rekey report still shared"))?
+    .into_inner()
+    .expect("report lock");
+  report.interrupted = interrupted;
+  Ok(report)
+}

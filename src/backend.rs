@@ -145,6 +145,15 @@ pub trait Backend: Send + Sync + 'static {
   /// the store has this token of the id or a newer one; true if written.
   fn put_image(self: Arc<Self>, record: StoredRecord, ciphertext: Vec<u8>) -> BoxFuture<'static, Result<bool>>;
 
+  /// Rewraps the key stored in the record of `id` under the first master key
+  /// (or, with `unwrap`, stores it plain), without touching the image; false
+  /// when there was nothing to do (already so, or the record is gone).
+  fn rekey_record(self: Arc<Self>, id: String, unwrap: bool) -> BoxFuture<'static, Result<bool>>;
+
+  /// Lets the database drop what it keeps of replaced rows, after a rekey
+  /// (SQLite: checkpoint and empty the WAL; PostgreSQL: `VACUUM image_records`).
+  fn compact(self: Arc<Self>) -> BoxFuture<'static, Result<()>>;
+
   /// Finds what records alone do not show — orphan files or objects,
   /// temporary files, unfinished writes of dead writers — and, with
   /// `repair`, removes or settles them (never a record, never the only copy

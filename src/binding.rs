@@ -416,7 +416,7 @@ async fn run_admin(
     "verify" => option(options, "repair")
       .and_then(ConfigValue::as_bool)
       .unwrap_or(false),
-    "import" => true,
+    "import" | "rekey" => true,
     _ => false,
   };
   let open = |config: Vec<(String, ConfigValue)>, writable: bool| {
@@ -434,36 +434,48 @@ async fn run_admin(
       .map(|folder| cwd.join(folder))
       .ok_or_else(|| Error::config("a folder is needed"))
   };
+  let unwrap = option(options, "unwrap")
+    .and_then(ConfigValue::as_bool)
+    .unwrap_or(false);
   let (backend, config) = open(first, writable).await?;
-  let report = match command {
-    "verify" => serde_json::to_value(admin::verify(Arc::clone(&backend), writable, control).await?)?,
-    "stats" => serde_json::to_value(admin::stats(Arc::clone(&backend), &config.image_formats, control).await?)?,
-    "export" => {
-      serde_json::to_value(admin::export(Arc::clone(&backend), &folder()?, &config.image_formats, control).await?)?
-    }
-    "import" => {
-      let prefix = option(options, "dir").and_then(ConfigValue::as_str).map(String::from);
-      let concurrency = option(options, "concurrency")
-        .and_then(ConfigValue::as_f64)
-        .filter(|n| n.fract() == 0.0 && (1.0..=256.0).contains(n))
-        .unwrap_or(8.0) as usize;
-      let rules = ImageRules {
-        formats: config.image_formats.clone(),
-        max_bytes: config.max_image_bytes,
-      };
-      serde_json::to_value(admin::import(Arc::clone(&backend), &folder()?, prefix, concurrency, rules, control).await?)?
-    }
-    "migrate" => {
-      let destination = configs
-        .next()
-        .ok_or_else(|| Error::config("migrate needs the destination's configuration"))?;
-      let (to, _) = open(destination, true).await?;
-      let report = admin::migrate(Arc::clone(&backend), Arc::clone(&to), control).await;
-      to.close().await;
-      serde_json::to_value(report?)?
-    }
-    other => return Err(Error::config(format!("unknown admin command {other:?}"))),
-  };
+  let report = async {
+    Ok(match command {
+      "verify" => serde_json::to_value(admin::verify(Arc::clone(&backend), writable, control).await?)?,
+      "stats" => serde_json::to_value(admin::stats(Arc::clone(&backend), &config.image_formats, control).await?)?,
+      "export" => {
+        serde_json::to_value(admin::export(Arc::clone(&backend), &folder()?, &config.image_formats, control).await?)?
+      }
+      "import" => {
+        let prefix = option(options, "dir").and_then(ConfigValue::as_str).map(String::from);
+        let concurrency = option(options, "concurrency")
+          .and_then(ConfigValue::as_f64)
+          .filter(|n| n.fract() == 0.0 && (1.0..=256.0).contains(n))
+          .unwrap_or(8.0) as usize;
+        let rules = ImageRules {
+          formats: config.image_formats.clone(),
+          max_bytes: config.max_image_bytes,
+        };
+        serde_json::to_value(
+          admin::import(Arc::clone(&backend), &folder()?, prefix, concurrency, rules, control).await?,
+        )?
+      }
+      "migrate" => {
+        let destination = configs
+          .next()
+          .ok_or_else(|| Error::config("migrate needs the destination's configuration"))?;
+        let (to, _) = open(destination, true).await?;
+        let report = admin::migrate(Arc::clone(&backend), Arc::clone(&to), control).await;
+        to.close().await;
+        serde_json::to_value(report?)?
+      }
+      "rekey" if !unwrap && config.master_keys.is_empty() => {
+        return Err(Error::config("rekey needs masterKeys in the configuration (or unwrap)"));
+      }
+      "rekey" => serde_json::to_value(admin::rekey(Arc::clone(&backend), unwrap, control).await?)?,
+      other => return Err(Error::config(format!("unknown admin command {other:?}"))),
+    })
+  }
+  .await;
   backend.close().await;
-  Ok(report)
+  report
 }

@@ -159,6 +159,9 @@ pub struct Config {
   /// Whether the endpoint's socket is bound with `SO_REUSEPORT`
   /// (`defaultEndpointReusePort`); `None` decides by the environment (see [`Config::reuse_port`]).
   pub default_endpoint_reuse_port: Option<bool>,
+  /// Master keys wrapping the stored per-image keys (`masterKeys`, base64 of
+  /// 32 bytes each); empty to store them as pixstore does.
+  pub master_keys: Vec<Secret>,
   /// PostgreSQL URL for the records (`databaseUrl`); `None` keeps them in SQLite.
   pub database_url: Option<Secret>,
   /// Largest number of PostgreSQL connections of one backend (`databasePoolSize`).
@@ -211,6 +214,7 @@ impl Default for Config {
       durability: Durability::Process,
       proof_keys: Vec::new(),
       default_endpoint_reuse_port: None,
+      master_keys: Vec::new(),
       database_url: None,
       database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
       object_store: None,
@@ -365,6 +369,7 @@ impl Config {
           next.max_image_bytes = max.ok_or_else(|| Error::config("maxImageBytes must be a positive integer"))? as u64;
         }
         "proofKeys" => next.proof_keys = parse_proof_keys(value)?,
+        "masterKeys" => next.master_keys = parse_master_keys(value)?,
         "databaseUrl" => {
           next.database_url = match value {
             ConfigValue::Null => None,
@@ -430,6 +435,30 @@ impl Config {
   pub fn database_file(&self, cwd: &Path) -> PathBuf {
     cwd.join(&self.database_path)
   }
+}
+
+/// `masterKeys`: `null` for none, else a non-empty array of base64 strings of 32 bytes.
+fn parse_master_keys(value: &ConfigValue) -> Result<Vec<Secret>> {
+  if *value == ConfigValue::Null {
+    return Ok(Vec::new());
+  }
+  let items = value.as_array().filter(|items| !items.is_empty()).ok_or_else(|| {
+    Error::config(
+      "masterKeys must be a non-empty array of base64 strings of 32 bytes each (e.g. from `openssl rand -base64 32`), or null",
+    )
+  })?;
+  items
+    .iter()
+    .enumerate()
+    .map(|(index, item)| {
+      let key = item
+        .as_str()
+        .ok_or_else(|| Error::config(format!("masterKeys[{index}] must be a string")))?;
+      crate::keys::decode_master_key(key)
+        .map_err(|why| Error::config(format!("masterKeys[{index}] {why} (base64 of 32 bytes expected)")))?;
+      Ok(Secret::new(key))
+    })
+    .collect()
 }
 
 /// `databaseUrl`: a `postgres://` or `postgresql://` URL.

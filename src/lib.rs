@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod endpoint;
 pub mod error;
 pub mod id;
+pub mod keys;
 pub mod proof;
 pub mod remote;
 pub mod service;

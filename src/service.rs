@@ -15,6 +15,7 @@ use crate::crypto::{random_bytes, ImageMeta};
 use crate::endpoint::{Endpoint, Handler, Listen};
 use crate::error::{Error, Result};
 use crate::id;
+use crate::keys::Keyring;
 use crate::proof::Proofs;
 use crate::remote::blobs::Blobs;
 use crate::remote::postgres::PgRepo;
@@ -81,6 +82,8 @@ pub struct RemoteLocation {
   pub grace_ms: u64,
   /// `durability` (of the SQLite file).
   pub durability: crate::config::Durability,
+  /// `masterKeys`.
+  pub keyring: Keyring,
 }
 
 /// The configuration and store in use (replaced as a whole on re-init).
@@ -436,6 +439,7 @@ fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
       root: config.image_root(cwd),
       database,
       durability: config.durability,
+      keyring: Keyring::new(&config.master_keys)?,
     }));
   }
   if config.database_url.is_none() && config.database_path == ":memory:" {
@@ -451,6 +455,7 @@ fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
     pool_size: config.database_pool_size,
     grace_ms: config.orphan_grace_period_ms,
     durability: config.durability,
+    keyring: Keyring::new(&config.master_keys)?,
   })))
 }
 
@@ -497,12 +502,13 @@ fn open_backend(location: &BackendLocation, runtime: &Handle, maintain: bool) ->
       block_on(runtime, async move { probe.probe().await })?;
       Ok(match &remote.database_url {
         Some(url) => {
-          let (url, pool_size) = (url.clone(), remote.pool_size);
-          let repo = block_on(runtime, async move { PgRepo::connect(&url, pool_size).await })?;
+          let (url, pool_size, keyring) = (url.clone(), remote.pool_size, remote.keyring.clone());
+          let repo = block_on(runtime, async move { PgRepo::connect(&url, pool_size, keyring).await })?;
           RemoteStore::start(repo, blobs, grace, runtime, maintain)
         }
         None => {
-          let repo = SqliteRepo::open(&remote.database_file, remote.durability).map_err(cannot)?;
+          let repo =
+            SqliteRepo::open(&remote.database_file, remote.durability, remote.keyring.clone()).map_err(cannot)?;
           RemoteStore::start(repo, blobs, grace, runtime, maintain)
         }
       })

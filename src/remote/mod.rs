@@ -421,6 +421,17 @@ impl<R: Repo> Backend for RemoteStore<R> {
     })
   }
 
+  fn rekey_record(self: Arc<Self>, id: String, unwrap: bool) -> BoxFuture<'static, Result<bool>> {
+    Box::pin(async move {
+      let _permit = self.enter()?;
+      self.repo.rekey_record(&id, unwrap).await
+    })
+  }
+
+  fn compact(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
+    Box::pin(async move { self.repo.compact().await })
+  }
+
   fn audit(self: Arc<Self>, repair: bool) -> BoxFuture<'static, Result<Vec<Problem>>> {
     Box::pin(async move {
       let _permit = self.enter()?;

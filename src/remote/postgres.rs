@@ -26,6 +26,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::repo::{Commit, Repo};
 use crate::crypto::ImageMeta;
 use crate::error::{Error, Result};
+use crate::keys::Keyring;
 use crate::store::StoredRecord;
 
 /// The channel every commit notifies, with the id as payload.
@@ -58,12 +59,10 @@ fn db_error(err: impl std::error::Error) -> Error {
   Error::internal(format!("database error: {}", with_causes(&err)))
 }
 
-fn to_record((id, token, meta): Row) -> Result<StoredRecord> {
-  Ok(StoredRecord {
-    id,
-    token,
-    meta: serde_json::from_str(&meta)?,
-  })
+/// A record from its row, with its key unwrapped (`masterKeys`).
+fn to_record(keyring: &Keyring, (id, token, meta): Row) -> Result<StoredRecord> {
+  let meta = keyring.unwrap(&id, &serde_json::from_str(&meta)?)?;
+  Ok(StoredRecord { id, token, meta })
 }
 
 /// The tag of a record's meta JSON (which names its object).
@@ -179,6 +178,7 @@ impl Replica {
 /// The PostgreSQL repository of a remote store.
 pub struct PgRepo {
   pool: Pool,
+  keyring: Keyring,
   replica: Arc<Replica>,
   listener: Mutex<Option<JoinHandle<()>>>,
 }
@@ -186,7 +186,7 @@ pub struct PgRepo {
 impl PgRepo {
   /// Connects (a clear error if the database cannot be reached, or refuses
   /// the credentials), creates the tables if missing, and loads the replica.
-  pub async fn connect(url: &str, pool_size: usize) -> Result<PgRepo> {
+  pub async fn connect(url: &str, pool_size: usize, keyring: Keyring) -> Result<PgRepo> {
     let (config, tls) = parse_url(url)?;
     let place = describe(&config);
     let manager_config = ManagerConfig {
@@ -213,7 +213,7 @@ impl PgRepo {
     drop(client);
     let replica = Arc::new(Replica::default());
     let (ready, loaded) = oneshot::channel();
-    let listener = tokio::spawn(listen(config, tls, Arc::clone(&replica), ready));
+    let listener = tokio::spawn(listen(config, tls, keyring.clone(), Arc::clone(&replica), ready));
     match tokio::time::timeout(Duration::from_secs(120), loaded).await {
       Ok(Ok(Ok(()))) => {}
       Ok(Ok(Err(err))) => {
@@ -227,6 +227,7 @@ impl PgRepo {
     }
     Ok(PgRepo {
       pool,
+      keyring,
       replica,
       listener: Mutex::new(Some(listener)),
     })
@@ -237,14 +238,18 @@ impl PgRepo {
   }
 
   /// Rows of the given ids, as a map.
-  async fn fetch_many(client: &tokio_postgres::Client, ids: &[String]) -> Result<HashMap<String, StoredRecord>> {
+  async fn fetch_many(
+    client: &tokio_postgres::Client,
+    keyring: &Keyring,
+    ids: &[String],
+  ) -> Result<HashMap<String, StoredRecord>> {
     let rows = client
       .query("SELECT id, token, meta FROM image_records WHERE id = ANY($1)", &[&ids])
       .await
       .map_err(db_error)?;
     rows
       .into_iter()
-      .map(|row| to_record((row.get(0), row.get(1), row.get(2))).map(|record| (record.id.clone(), record)))
+      .map(|row| to_record(keyring, (row.get(0), row.get(1), row.get(2))).map(|record| (record.id.clone(), record)))
       .collect()
   }
 }
@@ -281,13 +286,19 @@ async fn create_schema(client: &tokio_postgres::Client) -> std::result::Result<(
 /// Keeps the replica current: connects, listens, loads every record, then
 /// applies notifications; reconnects (and reloads) after a lost connection.
 /// Reports the outcome of the first load through `ready`.
-async fn listen(config: tokio_postgres::Config, tls: Tls, replica: Arc<Replica>, ready: oneshot::Sender<Result<()>>) {
+async fn listen(
+  config: tokio_postgres::Config,
+  tls: Tls,
+  keyring: Keyring,
+  replica: Arc<Replica>,
+  ready: oneshot::Sender<Result<()>>,
+) {
   let mut ready = Some(ready);
   let mut backoff = Duration::from_millis(100);
   loop {
     let outcome = match &tls {
-      Tls::Plain => session(&config, NoTls, &replica, &mut ready).await,
-      Tls::Rustls(tls) => session(&config, tls.clone(), &replica, &mut ready).await,
+      Tls::Plain => session(&config, NoTls, &keyring, &replica, &mut ready).await,
+      Tls::Rustls(tls) => session(&config, tls.clone(), &keyring, &replica, &mut ready).await,
     };
     if let (Err(err), Some(first)) = (outcome, ready.take()) {
       let _ = first.send(Err(err));
@@ -301,6 +312,7 @@ async fn listen(config: tokio_postgres::Config, tls: Tls, replica: Arc<Replica>,
 async fn session<T>(
   config: &tokio_postgres::Config,
   tls: T,
+  keyring: &Keyring,
   replica: &Replica,
   ready: &mut Option<oneshot::Sender<Result<()>>>,
 ) -> Result<()>
@@ -345,7 +357,7 @@ where
         .map_err(db_error)?;
       let count = rows.len() as i64;
       for row in rows {
-        let record = to_record((row.get(0), row.get(1), row.get(2)))?;
+        let record = to_record(keyring, (row.get(0), row.get(1), row.get(2)))?;
         after = record.id.clone();
         loaded.insert(record.id, (record.token, record.meta));
       }
@@ -367,7 +379,7 @@ where
       }
       ids.sort();
       ids.dedup();
-      let found = PgRepo::fetch_many(&client, &ids).await?;
+      let found = PgRepo::fetch_many(&client, keyring, &ids).await?;
       for id in &ids {
         match found.get(id) {
           Some(record) => replica.upsert(record),
@@ -395,7 +407,7 @@ impl Repo for PgRepo {
       .map_err(db_error)?;
     let row = client.query_opt(&statement, &[&id]).await.map_err(db_error)?;
     let record = row
-      .map(|row| to_record((row.get(0), row.get(1), row.get(2))))
+      .map(|row| to_record(&self.keyring, (row.get(0), row.get(1), row.get(2))))
       .transpose()?;
     match &record {
       Some(record) => self.replica.upsert(record),
@@ -421,7 +433,7 @@ impl Repo for PgRepo {
 
   async fn commit_write(&self, commit: Commit<'_>) -> Result<StoredRecord> {
     let mut client = self.client().await?;
-    let meta_json = serde_json::to_string(commit.meta)?;
+    let meta_json = serde_json::to_string(&self.keyring.wrap(commit.id, commit.meta)?)?;
     let tx = client.transaction().await.map_err(db_error)?;
     let intent = tx
       .execute(
@@ -587,13 +599,13 @@ impl Repo for PgRepo {
       .map_err(db_error)?;
     rows
       .into_iter()
-      .map(|row| to_record((row.get(0), row.get(1), row.get(2))))
+      .map(|row| to_record(&self.keyring, (row.get(0), row.get(1), row.get(2))))
       .collect()
   }
 
   async fn put_record(&self, intent: i64, record: &StoredRecord, grace: Duration) -> Result<bool> {
     let mut client = self.client().await?;
-    let meta_json = serde_json::to_string(&record.meta)?;
+    let meta_json = serde_json::to_string(&self.keyring.wrap(&record.id, &record.meta)?)?;
     let tx = client.transaction().await.map_err(db_error)?;
     let intent = tx
       .execute("DELETE FROM pixstore_native_object_intents WHERE seq = $1", &[&intent])
@@ -635,6 +647,35 @@ impl Repo for PgRepo {
     tx.commit().await.map_err(db_error)?;
     self.replica.upsert(record);
     Ok(true)
+  }
+
+  async fn rekey_record(&self, id: &str, unwrap: bool) -> Result<bool> {
+    let client = self.client().await?;
+    let Some(row) = client
+      .query_opt("SELECT meta FROM image_records WHERE id = $1", &[&id])
+      .await
+      .map_err(db_error)?
+    else {
+      return Ok(false);
+    };
+    let stored_json: String = row.get(0);
+    let Some(wanted) = self.keyring.rekeyed(id, &stored_json, unwrap)? else {
+      return Ok(false);
+    };
+    let changed = client
+      .execute(
+        "WITH changed AS (UPDATE image_records SET meta = $2 WHERE id = $1 AND meta = $3 RETURNING id)
+         SELECT pg_notify($4, id) FROM changed",
+        &[&id, &wanted, &stored_json, &CHANNEL],
+      )
+      .await
+      .map_err(db_error)?;
+    Ok(changed > 0)
+  }
+
+  async fn compact(&self) -> Result<()> {
+    let client = self.client().await?;
+    client.batch_execute("VACUUM image_records").await.map_err(db_error)
   }
 
   async fn close(&self) {

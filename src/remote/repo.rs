@@ -83,6 +83,14 @@ pub trait Repo: Send + Sync + 'static {
     grace: Duration,
   ) -> impl Future<Output = Result<bool>> + Send;
 
+  /// Rewraps the stored key of `id` under the first master key (or stores
+  /// it plain with `unwrap`), compare-and-set on the stored meta; false when
+  /// there was nothing to do.
+  fn rekey_record(&self, id: &str, unwrap: bool) -> impl Future<Output = Result<bool>> + Send;
+
+  /// Lets the database drop what it keeps of replaced rows (after a rekey).
+  fn compact(&self) -> impl Future<Output = Result<()>> + Send;
+
   /// Releases connections and background tasks.
   fn close(&self) -> impl Future<Output = ()> + Send;
 }

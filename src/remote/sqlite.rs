@@ -15,6 +15,7 @@ use super::repo::{Commit, Repo};
 use crate::config::Durability;
 use crate::crypto::ImageMeta;
 use crate::error::{Error, Result};
+use crate::keys::Keyring;
 use crate::store::db::{self, Database};
 use crate::store::{blocking, now_ms, StoredRecord};
 
@@ -22,13 +23,15 @@ use crate::store::{blocking, now_ms, StoredRecord};
 pub struct SqliteRepo {
   writer: Arc<Mutex<Connection>>,
   reader: Mutex<Connection>,
+  keyring: Keyring,
 }
 
 fn poisoned() -> Error {
   Error::internal("database connection poisoned")
 }
 
-fn record_of(conn: &Connection, id: &str) -> Result<Option<StoredRecord>> {
+/// The record of `id`, its key unwrapped (`masterKeys`).
+fn record_of(conn: &Connection, keyring: &Keyring, id: &str) -> Result<Option<StoredRecord>> {
   let mut statement = conn.prepare_cached("SELECT token, meta FROM image_records WHERE id = ?1")?;
   let row = statement
     .query_row([id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
@@ -38,7 +41,7 @@ fn record_of(conn: &Connection, id: &str) -> Result<Option<StoredRecord>> {
       Ok(StoredRecord {
         id: id.to_string(),
         token,
-        meta: serde_json::from_str(&meta)?,
+        meta: keyring.unwrap(id, &serde_json::from_str(&meta)?)?,
       })
     })
     .transpose()
@@ -58,7 +61,7 @@ fn add_garbage_in(conn: &Connection, id: &str, tag: &str, grace: Duration) -> Re
 
 impl SqliteRepo {
   /// Opens (creating if needed) the database file and its tables.
-  pub fn open(path: &Path, durability: Durability) -> Result<SqliteRepo> {
+  pub fn open(path: &Path, durability: Durability, keyring: Keyring) -> Result<SqliteRepo> {
     if let Some(parent) = path.parent() {
       std::fs::create_dir_all(parent)?;
     }
@@ -90,6 +93,7 @@ impl SqliteRepo {
     Ok(SqliteRepo {
       writer: Arc::new(Mutex::new(writer)),
       reader: Mutex::new(reader),
+      keyring,
     })
   }
 
@@ -106,12 +110,12 @@ impl SqliteRepo {
 impl Repo for SqliteRepo {
   fn cached_record(&self, id: &str) -> Result<Option<StoredRecord>> {
     let reader = self.reader.lock().map_err(|_| poisoned())?;
-    record_of(&reader, id)
+    record_of(&reader, &self.keyring, id)
   }
 
   async fn fetch_record(&self, id: &str) -> Result<Option<StoredRecord>> {
-    let id = id.to_string();
-    self.with_writer(move |conn| record_of(conn, &id)).await
+    let (id, keyring) = (id.to_string(), self.keyring.clone());
+    self.with_writer(move |conn| record_of(conn, &keyring, &id)).await
   }
 
   async fn begin_write(&self, id: &str, tag: &str) -> Result<i64> {
@@ -135,6 +139,10 @@ impl Repo for SqliteRepo {
       commit.meta.clone(),
       commit.grace,
     );
+    let (keyring, stored) = (
+      self.keyring.clone(),
+      serde_json::to_string(&self.keyring.wrap(commit.id, commit.meta)?)?,
+    );
     self
       .with_writer(move |conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -143,7 +151,7 @@ impl Repo for SqliteRepo {
             "the write took longer than orphanGracePeriodMs and was abandoned",
           ));
         }
-        let previous = record_of(&tx, &id)?;
+        let previous = record_of(&tx, &keyring, &id)?;
         match (&previous, new) {
           (None, false) => {
             // The intent goes with the refused write.
@@ -154,7 +162,7 @@ impl Repo for SqliteRepo {
           _ => {}
         }
         let token = crate::store::next_token(previous.as_ref().map(|record| record.token), now_ms());
-        db::upsert_record(&tx, &id, token, &serde_json::to_string(&meta)?)?;
+        db::upsert_record(&tx, &id, token, &stored)?;
         if let Some(previous) = &previous {
           add_garbage_in(&tx, &id, &previous.meta.tag, grace)?;
         }
@@ -271,7 +279,7 @@ impl Repo for SqliteRepo {
   }
 
   async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<StoredRecord>> {
-    let after = after.to_string();
+    let (after, keyring) = (after.to_string(), self.keyring.clone());
     self
       .with_writer(move |conn| {
         let mut statement =
@@ -286,11 +294,8 @@ impl Repo for SqliteRepo {
         rows
           .map(|row| {
             let (id, token, meta) = row?;
-            Ok(StoredRecord {
-              id,
-              token,
-              meta: serde_json::from_str(&meta)?,
-            })
+            let meta = keyring.unwrap(&id, &serde_json::from_str(&meta)?)?;
+            Ok(StoredRecord { id, token, meta })
           })
           .collect()
       })
@@ -299,6 +304,10 @@ impl Repo for SqliteRepo {
 
   async fn put_record(&self, intent: i64, record: &StoredRecord, grace: Duration) -> Result<bool> {
     let record = record.clone();
+    let (keyring, stored) = (
+      self.keyring.clone(),
+      serde_json::to_string(&self.keyring.wrap(&record.id, &record.meta)?)?,
+    );
     self
       .with_writer(move |conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -307,17 +316,47 @@ impl Repo for SqliteRepo {
             "the write took longer than orphanGracePeriodMs and was abandoned",
           ));
         }
-        let previous = record_of(&tx, &record.id)?;
+        let previous = record_of(&tx, &keyring, &record.id)?;
         if previous.as_ref().is_some_and(|previous| previous.token >= record.token) {
           tx.commit()?;
           return Ok(false);
         }
-        db::upsert_record(&tx, &record.id, record.token, &serde_json::to_string(&record.meta)?)?;
+        db::upsert_record(&tx, &record.id, record.token, &stored)?;
         if let Some(previous) = previous.filter(|previous| previous.meta.tag != record.meta.tag) {
           add_garbage_in(&tx, &record.id, &previous.meta.tag, grace)?;
         }
         tx.commit()?;
         Ok(true)
+      })
+      .await
+  }
+
+  async fn rekey_record(&self, id: &str, unwrap: bool) -> Result<bool> {
+    let (id, keyring) = (id.to_string(), self.keyring.clone());
+    self
+      .with_writer(move |conn| {
+        let stored: Option<String> = conn
+          .query_row("SELECT meta FROM image_records WHERE id = ?1", [&id], |row| row.get(0))
+          .optional()?;
+        let Some(stored) = stored else { return Ok(false) };
+        let Some(wanted) = keyring.rekeyed(&id, &stored, unwrap)? else {
+          return Ok(false);
+        };
+        conn.pragma_update(None, "secure_delete", true)?;
+        let changed = conn.execute(
+          "UPDATE image_records SET meta = ?1 WHERE id = ?2 AND meta = ?3",
+          params![wanted, id, stored],
+        )?;
+        Ok(changed > 0)
+      })
+      .await
+  }
+
+  async fn compact(&self) -> Result<()> {
+    self
+      .with_writer(|conn| {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
       })
       .await
   }

@@ -53,11 +53,8 @@ impl Store {
       rows
         .map(|row| {
           let (id, token, meta) = row?;
-          Ok(StoredRecord {
-            id,
-            token,
-            meta: serde_json::from_str(&meta)?,
-          })
+          let meta = self.ctx.keyring.unwrap(&id, &serde_json::from_str(&meta)?)?;
+          Ok(StoredRecord { id, token, meta })
         })
         .collect()
     })
@@ -99,8 +96,8 @@ impl Store {
       Err(err) if err.kind() == ErrorKind::NotFound => ImageCheck::Missing,
       Err(err) => return Err(err.into()),
     };
-    match self.with_reader(|conn| db::record(conn, &record.id))? {
-      Some((token, meta)) if token == record.token && meta == serde_json::to_string(&record.meta)? => Ok(found),
+    match Store::record(self, &record.id)? {
+      Some(current) if current == *record => Ok(found),
       _ => Ok(ImageCheck::Changed),
     }
   }
@@ -119,6 +116,40 @@ impl Store {
     }
     file.read_exact(&mut first)?;
     Ok(Some((size, first[0])))
+  }
+
+  /// Rewraps the stored key of `id` (see [`crate::backend::Backend::rekey_record`])
+  /// with a compare-and-set on the stored meta, so a write meanwhile (whose
+  /// key is wrapped under the first master key already) is left alone.
+  /// Deleted content is overwritten (`secure_delete`), so the plain keys do
+  /// not stay in free pages of the database file.
+  pub fn rekey_record(&self, id: &str, unwrap: bool) -> Result<bool> {
+    if let Err(reason) = &self.writer {
+      return Err(Error::internal(format!("The Pixstore store is read-only: {reason}")));
+    }
+    self.with_reader(|conn| {
+      let Some((_, stored_json)) = db::record(conn, id)? else {
+        return Ok(false);
+      };
+      let Some(wanted) = self.ctx.keyring.rekeyed(id, &stored_json, unwrap)? else {
+        return Ok(false);
+      };
+      conn.pragma_update(None, "secure_delete", true)?;
+      let changed = conn.execute(
+        "UPDATE image_records SET meta = ?1 WHERE id = ?2 AND meta = ?3",
+        rusqlite::params![wanted, id, stored_json],
+      )?;
+      Ok(changed > 0)
+    })
+  }
+
+  /// Writes every page of the WAL into the database file and empties the WAL
+  /// (after a rekey: no old copy of a record stays in the WAL).
+  pub fn checkpoint(&self) -> Result<()> {
+    self.with_reader(|conn| {
+      conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+      Ok(())
+    })
   }
 
   /// Unfinished writes and temporary files of dead writers, and image files

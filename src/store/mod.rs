@@ -32,6 +32,7 @@ use crate::config::Durability;
 use crate::crypto::{belongs_to, random_bytes, seal_in_place, ImageMeta};
 use crate::error::{Error, Result};
 use crate::id;
+use crate::keys::Keyring;
 use crate::sniff::detect_format;
 use crate::wire::{self, WireState};
 use files::OwnerLock;
@@ -69,6 +70,8 @@ pub struct StoreLocation {
   pub database: Database,
   /// Durability of writes.
   pub durability: Durability,
+  /// Master keys wrapping the keys stored in records (`masterKeys`).
+  pub keyring: Keyring,
 }
 
 /// Which images a write accepts.
@@ -148,6 +151,7 @@ pub struct WriterContext {
   owner: String,
   sync: bool,
   temp_counter: Arc<AtomicU64>,
+  keyring: Keyring,
 }
 
 impl WriterContext {
@@ -227,6 +231,7 @@ impl Store {
       owner,
       sync: location.durability == Durability::Fsync,
       temp_counter: Arc::new(AtomicU64::new(0)),
+      keyring: location.keyring.clone(),
     };
     let opened = match writable {
       true => Self::open_writer(&location, &ctx),
@@ -304,7 +309,7 @@ impl Store {
     Ok(Some(StoredRecord {
       id: id.to_string(),
       token,
-      meta: serde_json::from_str(&meta)?,
+      meta: self.ctx.keyring.unwrap(id, &serde_json::from_str(&meta)?)?,
     }))
   }
 
@@ -507,7 +512,7 @@ impl Store {
     let Some((token, meta_json)) = &before.record else {
       return Ok(Some(wire::state_only(WireState::NotFound)));
     };
-    let meta: ImageMeta = serde_json::from_str(meta_json)?;
+    let meta = self.ctx.keyring.unwrap(id, &serde_json::from_str(meta_json)?)?;
     let sealed = meta.decode()?;
     let mut file = match File::open(id::file_path(&self.ctx.root, id)) {
       Ok(file) => file,
@@ -689,6 +694,14 @@ impl crate::backend::Backend for Store {
 
   fn put_image(self: Arc<Self>, record: StoredRecord, ciphertext: Vec<u8>) -> BoxFuture<'static, Result<bool>> {
     Box::pin(async move { Store::put_image(&self, record, ciphertext).await })
+  }
+
+  fn rekey_record(self: Arc<Self>, id: String, unwrap: bool) -> BoxFuture<'static, Result<bool>> {
+    Box::pin(async move { blocking(move || Store::rekey_record(&self, &id, unwrap)).await })
+  }
+
+  fn compact(self: Arc<Self>) -> BoxFuture<'static, Result<()>> {
+    Box::pin(async move { blocking(move || Store::checkpoint(&self)).await })
   }
 
   fn audit(self: Arc<Self>, repair: bool) -> BoxFuture<'static, Result<Vec<crate::backend::Problem>>> {

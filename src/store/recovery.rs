@@ -7,8 +7,11 @@
 //! GCM tag verifies under the intent's key): it is then committed, and its
 //! temporary name, which holds the previous file after an exchange, is
 //! removed. Otherwise the write never happened and its temporary file goes.
-//! A delete whose file has left its path is finished; otherwise nothing
-//! happened yet and the image stays. Then the dead owners' files go.
+//! A delete is rolled back: a file it had moved aside goes back to its path
+//! and the record stays (the delete was never acknowledged, and recovery
+//! never removes a record an image could still be served from); only a
+//! delete logged by pixstore-native 0.1, which removed files in place, is
+//! finished when its file is gone. Then the dead owners' files go.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -54,18 +57,28 @@ fn settle(conn: &Connection, ctx: &WriterContext, intent: &Intent) -> Result<()>
   let path = id::file_path(&ctx.root, &intent.id);
   match &intent.meta {
     Some(meta_json) => {
-      let meta: ImageMeta = serde_json::from_str(meta_json)?;
+      let meta = ctx
+        .keyring
+        .unwrap(&intent.id, &serde_json::from_str::<ImageMeta>(meta_json)?)?;
       let placed = files::read_if_exists(&path)?.is_some_and(|file| belongs_to(&file, &meta));
       if placed {
         let token = next_token(db::record_token(conn, &intent.id)?, now_ms());
         db::upsert_record(conn, &intent.id, token, meta_json)?;
       }
     }
-    None => {
-      if !path.exists() {
-        db::delete_record(conn, &intent.id)?;
+    None => match &intent.temp_name {
+      Some(aside) => {
+        let aside = ctx.temp_dir.join(aside);
+        if aside.exists() && !path.exists() {
+          std::fs::rename(&aside, &path)?;
+        }
       }
-    }
+      None => {
+        if !path.exists() {
+          db::delete_record(conn, &intent.id)?;
+        }
+      }
+    },
   }
   Ok(())
 }

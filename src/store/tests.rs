@@ -16,6 +16,7 @@ fn location(dir: &Path) -> StoreLocation {
     root: dir.join("images"),
     database: Database::File(dir.join("db.sqlite")),
     durability: Durability::Process,
+    keyring: crate::keys::Keyring::default(),
   }
 }
 
@@ -249,6 +250,7 @@ async fn opening_settles_what_a_crashed_instance_left() {
   let unrenamed = store.save(png(2), None, rules()).await.unwrap();
   let deleted = store.save(png(3), None, rules()).await.unwrap();
   let kept = store.save(png(4), None, rules()).await.unwrap();
+  let moved = store.save(png(5), None, rules()).await.unwrap();
   store.close().await;
   drop(store);
 
@@ -263,6 +265,18 @@ async fn opening_settles_what_a_crashed_instance_left() {
     .execute(
       "INSERT INTO pixstore_native_intents (id, owner) VALUES (?1, 'dead')",
       [&deleted.id],
+    )
+    .unwrap();
+  // Crash during a delete that had moved the file aside: rolled back, the image stays.
+  fs::rename(
+    id::file_path(&dir.path().join("images"), &moved.id),
+    dir.path().join("images").join(TEMP_DIR_NAME).join("dead-moved.tmp"),
+  )
+  .unwrap();
+  conn
+    .execute(
+      "INSERT INTO pixstore_native_intents (id, owner, temp_name) VALUES (?1, 'dead', 'dead-moved.tmp')",
+      [&moved.id],
     )
     .unwrap();
   // Crash during a delete, before the file was removed: the image stays.
@@ -286,7 +300,8 @@ async fn opening_settles_what_a_crashed_instance_left() {
   assert!(store.record(&deleted.id).unwrap().is_none());
   assert!(!store.exists(deleted.id.clone()).await.unwrap());
   assert_eq!(store.record(&kept.id).unwrap().unwrap(), kept);
-  for record in [&renamed, &unrenamed, &kept] {
+  assert_eq!(store.record(&moved.id).unwrap().unwrap(), moved);
+  for record in [&renamed, &unrenamed, &kept, &moved] {
     assert!(decrypt(&store.wire_payload(record.id.clone(), None).await, None).is_some());
   }
   assert!(temp_files(dir.path()).is_empty());

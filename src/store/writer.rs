@@ -131,6 +131,8 @@ enum Logged {
   Write {
     id: String,
     seq: i64,
+    /// The meta as stored (the key wrapped under the master key, if any).
+    meta_json: String,
     job: WriteJob,
   },
   Delete {
@@ -245,9 +247,14 @@ fn log_intents(conn: &mut Connection, ctx: &WriterContext, jobs: Vec<Job>) -> Op
               id.clone()
             }
           };
-          let meta_json = serde_json::to_string(&job.meta)?;
+          let meta_json = serde_json::to_string(&ctx.keyring.wrap(&id, &job.meta)?)?;
           let seq = db::insert_intent(&tx, &id, &ctx.owner, &job.temp_name, Some(&meta_json))?;
-          logged.push(Logged::Write { id, seq, job });
+          logged.push(Logged::Write {
+            id,
+            seq,
+            meta_json,
+            job,
+          });
         }
         Job::Delete { id, reply } => {
           let aside = ctx.temp_name();
@@ -298,7 +305,12 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) -> boo
     let now = now_ms();
     for entry in logged {
       match entry {
-        Logged::Write { id, seq, job } => {
+        Logged::Write {
+          id,
+          seq,
+          meta_json,
+          job,
+        } => {
           let path = id::file_path(&ctx.root, &id);
           let temp = ctx.temp_dir.join(&job.temp_name);
           let previous = db::record_token(&tx, &id)?;
@@ -324,7 +336,7 @@ fn apply(conn: &mut Connection, ctx: &WriterContext, logged: Vec<Logged>) -> boo
                 WriteTarget::Given { token: Some(token), .. } => *token,
                 _ => next_token(previous, now),
               };
-              db::upsert_record(&tx, &id, token, &serde_json::to_string(&job.meta)?)?;
+              db::upsert_record(&tx, &id, token, &meta_json)?;
               Ok(Some(StoredRecord {
                 id,
                 token,
