@@ -105,6 +105,13 @@ export interface PixstoreBackendConfig {
     allowHttp?: boolean
   } | null
   /**
+   * pixstore-native only: bytes of encrypted images recently served kept in memory, by version
+   * (id and GCM tag), so they are served without a file or object read. Never stale: every write
+   * makes a new version. Images above an eighth of it are not kept; `0` turns it off. Default
+   * `67108864` (64 MiB).
+   */
+  imageCacheBytes: number
+  /**
    * pixstore-native only (remote stores): how long superseded, deleted or abandoned objects stay
    * before any instance removes them, in ms; also the age after which an unfinished write counts
    * as abandoned. Default `60000`.

@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import * as backend from 'pixstore-native/backend'
 import { tempDir, freePort, makePng, openPayload, fetchPayload, decodeWirePayload } from './helpers.mjs'
 
@@ -107,6 +108,34 @@ test('the query string is ignored', async () => {
   const response = await fetch(`${base}/${encodeURIComponent(record.id)}?cache=bust&x=%zz`, { headers: { 'x-pixstore-proof': record.statelessProof } })
   assert.equal(response.status, 200)
   assert.deepEqual((await openPayload(new Uint8Array(await response.arrayBuffer()), record)).bytes, png)
+})
+
+test('served images are kept by version (imageCacheBytes): an update or delete is seen at once; 0 turns it off', async () => {
+  const first = await backend.saveImage(png)
+  const fileOf = (id) => join(dir.path, 'images', `${id}.pixstore-image`)
+  await fetchPayload(base, first)
+  const updated = await backend.updateImage(first.id, makePng(5, 5, 9))
+  let opened = await openPayload((await fetchPayload(base, first)).payload, updated)
+  assert.equal(opened.state, 1, 'the old token is stale after an update')
+  assert.deepEqual(opened.bytes, makePng(5, 5, 9))
+  // The served version is kept: it is answered even when its file vanishes.
+  await fetchPayload(base, updated)
+  rmSync(fileOf(first.id))
+  opened = await openPayload((await fetchPayload(base, updated, { token: null })).payload, updated)
+  assert.deepEqual(opened.bytes, makePng(5, 5, 9))
+  const reinit = (imageCacheBytes) =>
+    backend.initPixstoreBackend({ imageRootDir: join(dir.path, 'images'), databasePath: join(dir.path, 'store.sqlite'), imageCacheBytes })
+  reinit(0)
+  try {
+    assert.equal(decodeWirePayload((await fetchPayload(base, updated)).payload).state, 6, 'no cache: the missing file is an internal error')
+  } finally {
+    reinit(64 * 1024 * 1024)
+  }
+  await backend.deleteImage(first.id)
+  assert.equal(decodeWirePayload((await fetchPayload(base, updated)).payload).state, 2, 'a deleted image is not served from memory')
+  for (const bad of [-1, 1.5, NaN, Infinity, '1024', null]) {
+    assert.throws(() => reinit(bad), /imageCacheBytes must be an integer of at least 0/, String(bad))
+  }
 })
 
 test('routes: OPTIONS 204, missing id 400, other methods and paths 404', async () => {

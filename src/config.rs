@@ -162,6 +162,8 @@ pub struct Config {
   /// Master keys wrapping the stored per-image keys (`masterKeys`, base64 of
   /// 32 bytes each); empty to store them as pixstore does.
   pub master_keys: Vec<Secret>,
+  /// Bytes of served images kept in memory (`imageCacheBytes`); 0 for none.
+  pub image_cache_bytes: u64,
   /// PostgreSQL URL for the records (`databaseUrl`); `None` keeps them in SQLite.
   pub database_url: Option<Secret>,
   /// Largest number of PostgreSQL connections of one backend (`databasePoolSize`).
@@ -215,6 +217,7 @@ impl Default for Config {
       proof_keys: Vec::new(),
       default_endpoint_reuse_port: None,
       master_keys: Vec::new(),
+      image_cache_bytes: crate::cache::DEFAULT_IMAGE_CACHE_BYTES,
       database_url: None,
       database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
       object_store: None,
@@ -370,6 +373,14 @@ impl Config {
         }
         "proofKeys" => next.proof_keys = parse_proof_keys(value)?,
         "masterKeys" => next.master_keys = parse_master_keys(value)?,
+        "imageCacheBytes" => {
+          let bytes = value
+            .as_f64()
+            .filter(|v| v.fract() == 0.0 && *v >= 0.0 && *v <= 2f64.powi(53));
+          next.image_cache_bytes = bytes.ok_or_else(|| {
+            Error::config("imageCacheBytes must be an integer of at least 0 (bytes; 0 turns the cache off)")
+          })? as u64;
+        }
         "databaseUrl" => {
           next.database_url = match value {
             ConfigValue::Null => None,

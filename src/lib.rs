@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod backend;
+pub mod buffer;
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod endpoint;

@@ -84,6 +84,8 @@ pub struct RemoteLocation {
   pub durability: crate::config::Durability,
   /// `masterKeys`.
   pub keyring: Keyring,
+  /// `imageCacheBytes`.
+  pub cache_bytes: u64,
 }
 
 /// The configuration and store in use (replaced as a whole on re-init).
@@ -440,6 +442,7 @@ fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
       database,
       durability: config.durability,
       keyring: Keyring::new(&config.master_keys)?,
+      cache_bytes: config.image_cache_bytes,
     }));
   }
   if config.database_url.is_none() && config.database_path == ":memory:" {
@@ -456,6 +459,7 @@ fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
     grace_ms: config.orphan_grace_period_ms,
     durability: config.durability,
     keyring: Keyring::new(&config.master_keys)?,
+    cache_bytes: config.image_cache_bytes,
   })))
 }
 
@@ -504,12 +508,12 @@ fn open_backend(location: &BackendLocation, runtime: &Handle, maintain: bool) ->
         Some(url) => {
           let (url, pool_size, keyring) = (url.clone(), remote.pool_size, remote.keyring.clone());
           let repo = block_on(runtime, async move { PgRepo::connect(&url, pool_size, keyring).await })?;
-          RemoteStore::start(repo, blobs, grace, runtime, maintain)
+          RemoteStore::start(repo, blobs, grace, remote.cache_bytes, runtime, maintain)
         }
         None => {
           let repo =
             SqliteRepo::open(&remote.database_file, remote.durability, remote.keyring.clone()).map_err(cannot)?;
-          RemoteStore::start(repo, blobs, grace, runtime, maintain)
+          RemoteStore::start(repo, blobs, grace, remote.cache_bytes, runtime, maintain)
         }
       })
     }

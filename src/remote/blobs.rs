@@ -148,7 +148,7 @@ impl Blobs {
   }
 
   /// Uploads a new object.
-  pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+  pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
     self
       .store
       .put(&ObjectPath::from(key), PutPayload::from(bytes))
@@ -230,7 +230,7 @@ impl Blobs {
       crate::id::to_base36(crate::store::now_ms())
     );
     let checked = async {
-      self.put(&key, b"probe".to_vec()).await?;
+      self.put(&key, Bytes::from_static(b"probe")).await?;
       let read = self.get(&key).await?;
       self.delete(&key).await?;
       match read.as_deref() {
@@ -268,7 +268,7 @@ mod tests {
     let dir = tempfile::tempdir().unwrap();
     let blobs = Blobs::folder(dir.path()).unwrap();
     let key = blobs.key("abc", "AAECAwQFBgcICQoLDA0ODw==").unwrap();
-    blobs.put(&key, b"ciphertext".to_vec()).await.unwrap();
+    blobs.put(&key, Bytes::from_static(b"ciphertext")).await.unwrap();
     assert_eq!(blobs.get(&key).await.unwrap().as_deref(), Some(&b"ciphertext"[..]));
     let mut listed = Vec::new();
     blobs

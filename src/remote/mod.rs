@@ -32,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::backend::{Backend, BoxFuture, ImageCheck, Problem, ProblemKind};
+use crate::cache::ImageCache;
 use crate::crypto::belongs_to;
 use crate::error::{Error, Result};
 use crate::id;
@@ -69,13 +70,21 @@ pub struct RemoteStore<R: Repo> {
   in_flight: Arc<Semaphore>,
   sweeper: Mutex<Option<JoinHandle<()>>>,
   runtime: Handle,
+  cache: ImageCache,
 }
 
 impl<R: Repo> RemoteStore<R> {
   /// A store on `repo` and `blobs`, whose sweeper runs on `runtime` every
   /// `min(grace, 30 s)` when `sweep` (not for a store only read, such as the
   /// source of a migration).
-  pub fn start(repo: R, blobs: Blobs, grace: Duration, runtime: &Handle, sweep: bool) -> Arc<RemoteStore<R>> {
+  pub fn start(
+    repo: R,
+    blobs: Blobs,
+    grace: Duration,
+    cache_bytes: u64,
+    runtime: &Handle,
+    sweep: bool,
+  ) -> Arc<RemoteStore<R>> {
     let store = Arc::new(RemoteStore {
       repo,
       blobs,
@@ -84,6 +93,7 @@ impl<R: Repo> RemoteStore<R> {
       in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
       sweeper: Mutex::new(None),
       runtime: runtime.clone(),
+      cache: ImageCache::new(cache_bytes),
     });
     if !sweep {
       return store;
@@ -138,7 +148,7 @@ impl<R: Repo> RemoteStore<R> {
     drop(slot);
     let key = self.blobs.key(&id, &meta.tag)?;
     let intent = self.repo.begin_write(&id, &meta.tag).await?;
-    if let Err(err) = self.blobs.put(&key, ciphertext).await {
+    if let Err(err) = self.blobs.put(&key, ciphertext.into_bytes()).await {
       // Nothing names the object: forget the intent (or leave it to the sweeper).
       let _ = self.blobs.delete(&key).await;
       let _ = self.repo.abandon_write(intent).await;
@@ -183,8 +193,13 @@ impl<R: Repo> RemoteStore<R> {
     }
     for _ in 0..5 {
       let Some(current) = record else { return Ok(None) };
+      if let Some(ciphertext) = self.cache.get(id, &current.meta.tag) {
+        return Ok(Some((current, ciphertext)));
+      }
       let key = self.blobs.key(id, &current.meta.tag)?;
       if let Some(ciphertext) = self.blobs.get(&key).await? {
+        let kept = ciphertext.clone();
+        self.cache.insert(id, &current.meta.tag, || kept, ciphertext.len());
         return Ok(Some((current, ciphertext)));
       }
       record = self.repo.fetch_record(id).await?;
@@ -403,7 +418,7 @@ impl<R: Repo> Backend for RemoteStore<R> {
       }
       let key = self.blobs.key(&record.id, &record.meta.tag)?;
       let intent = self.repo.begin_write(&record.id, &record.meta.tag).await?;
-      if let Err(err) = self.blobs.put(&key, ciphertext).await {
+      if let Err(err) = self.blobs.put(&key, ciphertext.into()).await {
         let _ = self.blobs.delete(&key).await;
         let _ = self.repo.abandon_write(intent).await;
         return Err(err);

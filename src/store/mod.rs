@@ -28,6 +28,8 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::BoxFuture;
+use crate::buffer::ImageBuffer;
+use crate::cache::ImageCache;
 use crate::config::Durability;
 use crate::crypto::{belongs_to, random_bytes, seal_in_place, ImageMeta};
 use crate::error::{Error, Result};
@@ -72,6 +74,8 @@ pub struct StoreLocation {
   pub durability: Durability,
   /// Master keys wrapping the keys stored in records (`masterKeys`).
   pub keyring: Keyring,
+  /// Bytes of served images kept in memory (`imageCacheBytes`).
+  pub cache_bytes: u64,
 }
 
 /// Which images a write accepts.
@@ -87,7 +91,8 @@ pub struct ImageRules {
 /// when the call was made, or read from a file. It sits behind one free byte
 /// that becomes the format byte, and is encrypted in place.
 pub struct PlainImage {
-  buffer: Vec<u8>,
+  /// The format byte (0 until sealed), then the image.
+  buffer: ImageBuffer,
 }
 
 impl PlainImage {
@@ -96,10 +101,9 @@ impl PlainImage {
   /// `max_bytes` is refused before anything is copied.
   pub fn copy_of(image: &[u8], max_bytes: u64) -> Result<PlainImage> {
     check_size(image.len() as u64, max_bytes)?;
-    let mut buffer = Vec::with_capacity(image.len() + 1);
-    buffer.push(0);
-    buffer.extend_from_slice(image);
-    Ok(PlainImage { buffer })
+    Ok(PlainImage {
+      buffer: ImageBuffer::with_prefix(0, image)?,
+    })
   }
 
   /// Reads an image file (blocking), refusing missing paths, folders, files
@@ -118,9 +122,9 @@ impl PlainImage {
       return Err(Error::pixstore(format!("Not a file: {shown}")));
     }
     check_size(metadata.len(), rules.max_bytes)?;
-    let mut buffer = Vec::with_capacity(metadata.len() as usize + 1);
-    buffer.push(0);
-    File::open(path)?.take(rules.max_bytes + 1).read_to_end(&mut buffer)?;
+    let limit = rules.max_bytes.saturating_add(1);
+    let expected = metadata.len().min(limit) as usize;
+    let buffer = ImageBuffer::read_with_prefix(0, &mut File::open(path)?.take(limit), expected)?;
     check_size(buffer.len() as u64 - 1, rules.max_bytes)?;
     let image = PlainImage { buffer };
     format_byte(image.bytes(), rules)?;
@@ -135,7 +139,7 @@ impl PlainImage {
   /// Encrypts `[format byte] ++ image` in place under a fresh key and IV
   /// (blocking: run off the JS thread); `Invalid image file` when the image
   /// is not one of `rules`' formats. Returns the ciphertext (without its tag) and the meta.
-  pub fn seal(self, rules: &ImageRules) -> Result<(Vec<u8>, ImageMeta)> {
+  pub fn seal(self, rules: &ImageRules) -> Result<(ImageBuffer, ImageMeta)> {
     let mut buffer = self.buffer;
     buffer[0] = format_byte(&buffer[1..], rules)?;
     let sealed = seal_in_place(&mut buffer)?;
@@ -186,6 +190,7 @@ pub struct Store {
   /// 20 concurrent 5 MB saves on 2 cores) and few large plaintext copies are alive.
   encryption_slots: Arc<Semaphore>,
   guard: Mutex<Option<ForeignSqliteGuard>>,
+  cache: ImageCache,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -251,13 +256,14 @@ impl Store {
       .then(|| location.database.file().map(ForeignSqliteGuard::acquire))
       .flatten();
     Ok(Arc::new(Store {
-      location,
       ctx,
       writer,
       record_reader: Mutex::new(record_reader),
       readers: Mutex::new(Vec::new()),
       encryption_slots: Arc::new(Semaphore::new(encryption_parallelism())),
       guard: Mutex::new(guard),
+      cache: ImageCache::new(location.cache_bytes),
+      location,
     }))
   }
 
@@ -383,8 +389,15 @@ impl Store {
           .map_err(|_| Error::not_initialized())?,
       ),
     };
-    let store = Arc::clone(self);
-    let (temp_name, meta) = blocking(move || store.encrypt_to_temp(image, &rules, slot)).await?;
+    // A tiny image is encrypted and written here (tens of microseconds, less
+    // than two hand-offs to the blocking pool and back); others there.
+    let (temp_name, meta) = match image.bytes().len() <= INLINE_IMAGE_BYTES {
+      true => self.encrypt_to_temp(image, &rules, slot)?,
+      false => {
+        let store = Arc::clone(self);
+        blocking(move || store.encrypt_to_temp(image, &rules, slot)).await?
+      }
+    };
     self.commit_temp(target, temp_name, meta).await
   }
 
@@ -514,6 +527,13 @@ impl Store {
     };
     let meta = self.ctx.keyring.unwrap(id, &serde_json::from_str(meta_json)?)?;
     let sealed = meta.decode()?;
+    let current = client_token == Some(*token as f64);
+    // A kept copy of this version: consistent with the record by its tag, whatever a writer does now.
+    if let Some(ciphertext) = self.cache.get(id, &meta.tag) {
+      let mut payload = wire::image_header((!current).then_some((*token as u64, &sealed)), ciphertext.len());
+      payload.extend_from_slice(&ciphertext);
+      return Ok(Some(payload));
+    }
     let mut file = match File::open(id::file_path(&self.ctx.root, id)) {
       Ok(file) => file,
       Err(err) if err.kind() == ErrorKind::NotFound && before.intents == 0 => {
@@ -522,7 +542,6 @@ impl Store {
       Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
       Err(err) => return Err(err.into()),
     };
-    let current = client_token == Some(*token as f64);
     let length = file.metadata()?.len() as usize;
     let mut payload = wire::image_header((!current).then_some((*token as u64, &sealed)), length);
     let header_length = payload.len();
@@ -530,6 +549,15 @@ impl Store {
     let after = self.with_reader(|conn| db::id_state(conn, id))?;
     let consistent =
       (after == before && before.intents == 0) || (check_tag && belongs_to(&payload[header_length..], &meta));
+    if consistent {
+      let ciphertext = &payload[header_length..];
+      self.cache.insert(
+        id,
+        &meta.tag,
+        || bytes::Bytes::copy_from_slice(ciphertext),
+        ciphertext.len(),
+      );
+    }
     Ok(consistent.then_some(payload))
   }
 
@@ -576,6 +604,10 @@ impl Store {
     let _ = files::remove_owner_files(&self.ctx.temp_dir, &self.ctx.owner);
   }
 }
+
+/// Images up to this size are encrypted and written to their temporary file
+/// on the calling runtime thread instead of the blocking pool.
+const INLINE_IMAGE_BYTES: usize = 16 * 1024;
 
 /// Images up to this size are encrypted without waiting for a slot.
 pub(crate) const SMALL_IMAGE_BYTES: usize = 1024 * 1024;

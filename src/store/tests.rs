@@ -17,6 +17,7 @@ fn location(dir: &Path) -> StoreLocation {
     database: Database::File(dir.join("db.sqlite")),
     durability: Durability::Process,
     keyring: crate::keys::Keyring::default(),
+    cache_bytes: crate::cache::DEFAULT_IMAGE_CACHE_BYTES,
   }
 }
 

@@ -17,6 +17,10 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status, ValueType};
 use napi_derive::napi;
 
+mod settle;
+
+use settle::Settler;
+
 use crate::admin;
 use crate::config::ConfigValue;
 use crate::error::{Error, ErrorKind};
@@ -38,19 +42,46 @@ fn to_js(err: Error) -> napi::Error {
   napi::Error::from_reason(format!("[{}] {}", code_of(err.kind), err.message))
 }
 
-/// The backend of the calling JS environment, created on first use. pixstore
+/// What one JS environment has: its backend and the settler of its promises.
+struct EnvState {
+  backend: Arc<Pixstore>,
+  settler: Settler,
+}
+
+/// The state of the calling JS environment, created on first use. pixstore
 /// keeps its state in module variables, which every environment has its own
 /// copy of; so does this, through napi instance data, and the environment's
 /// cleanup hook closes it when the environment ends (a worker exiting, with
 /// its endpoint running or writes in flight), leaving every other one as it is.
-fn backend(env: &Env) -> napi::Result<Arc<Pixstore>> {
-  if let Some(backend) = env.get_instance_data::<Arc<Pixstore>>()? {
-    return Ok(Arc::clone(backend));
+fn state(env: &Env) -> napi::Result<&'static EnvState> {
+  if let Some(state) = env.get_instance_data::<EnvState>()? {
+    return Ok(state);
   }
   let backend = Arc::new(Pixstore::default());
-  env.set_instance_data(Arc::clone(&backend), (), |_| {})?;
-  env.add_env_cleanup_hook(Arc::clone(&backend), |backend| backend.close_blocking())?;
-  Ok(backend)
+  let settler = Settler::new(env)?;
+  env.set_instance_data(
+    EnvState {
+      backend: Arc::clone(&backend),
+      settler,
+    },
+    (),
+    |_| {},
+  )?;
+  env.add_env_cleanup_hook(backend, |backend| backend.close_blocking())?;
+  Ok(env.get_instance_data::<EnvState>()?.expect("just set"))
+}
+
+fn backend(env: &Env) -> napi::Result<Arc<Pixstore>> {
+  Ok(Arc::clone(&state(env)?.backend))
+}
+
+/// Runs `future` off the JS thread; a promise of its outcome.
+fn spawn<'env, T, F>(env: &'env Env, future: F) -> napi::Result<PromiseRaw<'env, T>>
+where
+  T: napi::bindgen_prelude::ToNapiValue + Send + 'static,
+  F: std::future::Future<Output = napi::Result<T>> + Send + 'static,
+{
+  state(env)?.settler.spawn(env, future)
 }
 
 /// Decryption meta of an image (standard base64).
@@ -225,7 +256,7 @@ pub fn init_pixstore_backend(
 #[napi(ts_return_type = "Promise<void>")]
 pub fn close_pixstore_backend(env: &Env) -> napi::Result<PromiseRaw<'_, ()>> {
   let backend = backend(env)?;
-  env.spawn_future(async move {
+  spawn(env, async move {
     backend.close().await;
     Ok(())
   })
@@ -244,7 +275,7 @@ pub fn get_image_record(env: &Env, id: String) -> napi::Result<Option<JsImageRec
 #[napi(ts_return_type = "Promise<ImageRecord | null>")]
 pub fn get_image_record_async(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, Option<JsImageRecord>>> {
   let backend = backend(env)?;
-  env.spawn_future(async move {
+  spawn(env, async move {
     let record = backend.fetch_image_record(id).await;
     record.map(|record| record.map(Into::into)).map_err(to_js)
   })
@@ -259,7 +290,7 @@ pub fn save_image<'env>(
 ) -> napi::Result<PromiseRaw<'env, JsImageRecord>> {
   let backend = backend(env)?;
   let image = backend.copy_image(buffer);
-  env.spawn_future(async move {
+  spawn(env, async move {
     let record = backend.save_image(image.map_err(to_js)?, dir).await;
     record.map(Into::into).map_err(to_js)
   })
@@ -273,7 +304,7 @@ pub fn save_image_from_file(
   dir: Option<String>,
 ) -> napi::Result<PromiseRaw<'_, JsImageRecord>> {
   let backend = backend(env)?;
-  env.spawn_future(async move {
+  spawn(env, async move {
     let record = backend.save_image_from_file(file_path.into(), dir).await;
     record.map(Into::into).map_err(to_js)
   })
@@ -284,7 +315,7 @@ pub fn save_image_from_file(
 pub fn update_image<'env>(env: &'env Env, id: String, buffer: &[u8]) -> napi::Result<PromiseRaw<'env, JsImageRecord>> {
   let backend = backend(env)?;
   let image = backend.copy_image(buffer);
-  env.spawn_future(async move {
+  spawn(env, async move {
     let record = backend.update_image(id, image.map_err(to_js)?).await;
     record.map(Into::into).map_err(to_js)
   })
@@ -294,7 +325,7 @@ pub fn update_image<'env>(env: &'env Env, id: String, buffer: &[u8]) -> napi::Re
 #[napi(ts_return_type = "Promise<ImageRecord>")]
 pub fn update_image_from_file(env: &Env, id: String, file_path: String) -> napi::Result<PromiseRaw<'_, JsImageRecord>> {
   let backend = backend(env)?;
-  env.spawn_future(async move {
+  spawn(env, async move {
     let record = backend.update_image_from_file(id, file_path.into()).await;
     record.map(Into::into).map_err(to_js)
   })
@@ -304,14 +335,14 @@ pub fn update_image_from_file(env: &Env, id: String, file_path: String) -> napi:
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn delete_image(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, bool>> {
   let backend = backend(env)?;
-  env.spawn_future(async move { backend.delete_image(id).await.map_err(to_js) })
+  spawn(env, async move { backend.delete_image(id).await.map_err(to_js) })
 }
 
 /// Whether an image's file or record exists.
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn image_exists(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, bool>> {
   let backend = backend(env)?;
-  env.spawn_future(async move { backend.image_exists(id).await.map_err(to_js) })
+  spawn(env, async move { backend.image_exists(id).await.map_err(to_js) })
 }
 
 /// The wire payload for a custom endpoint.
@@ -323,7 +354,7 @@ pub fn custom_endpoint_helper(
   stateless_proof: Option<String>,
 ) -> napi::Result<PromiseRaw<'_, Buffer>> {
   let backend = backend(env)?;
-  env.spawn_future(async move {
+  spawn(env, async move {
     let payload = backend
       .custom_endpoint_payload(image_id, client_token, stateless_proof)
       .await;
@@ -387,7 +418,7 @@ pub fn admin_run(
   });
   let options = options.0;
   let configs: Vec<Vec<(String, ConfigValue)>> = configs.into_iter().map(|config| config.0).collect();
-  env.spawn_future(async move {
+  spawn(env, async move {
     let report = run_admin(&command, configs, &options, &cwd, &runtime, &control).await;
     if let Ok(mut runs) = admin_runs().lock() {
       runs.remove(&run_id);
