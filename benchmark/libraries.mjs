@@ -1,10 +1,43 @@
-// Loads pixstore 3.2.1 or pixstore-native with the same explicit configuration
-// on a fresh store, for the benchmark workers.
+// What the benchmark workers measure, with the same explicit configuration on
+// a fresh store each time:
+// - 'pixstore': pixstore 3.2.1 from npm;
+// - 'pixstore-native': this package (local store);
+// - 'pixstore-native-keyed': the same with proofKeys (HMAC proofs);
+// - 'pixstore-native-remote': this package on PostgreSQL + S3 (the servers
+//   run.mjs started; their config comes in PIXSTORE_BENCH_REMOTE);
+// - 'limit': what the machine allows for the same work without a store —
+//   plain files created, written and renamed (or renamed over, unlinked,
+//   checked) with Node's fs, no encryption, no database.
 import { mkdirSync } from 'node:fs'
+import { access, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
-/** Library names as they appear in the report. */
+/** The libraries compared with each other in every row. */
 export const LIBRARIES = ['pixstore', 'pixstore-native']
+
+/** A proof key for the keyed variant (only ever used by the benchmark). */
+const PROOF_KEY = 'a proof key of the benchmark, long enough for the rule'
+
+/** The plain-file "library" that gives each row its limit. */
+function limitLibrary(dir) {
+  const files = join(dir, 'files')
+  mkdirSync(files, { recursive: true })
+  let next = 0
+  const path = (id) => join(files, `${id}.img`)
+  const put = async (id, bytes) => {
+    const temp = join(files, `${id}.${next++}.tmp`)
+    await writeFile(temp, bytes)
+    await rename(temp, path(id))
+    return { id }
+  }
+  return {
+    saveImage: (bytes) => put(String(next++), bytes),
+    updateImage: (id, bytes) => put(id, bytes),
+    deleteImage: (id) => unlink(path(id)).then(() => true),
+    imageExists: (id) => access(path(id)).then(() => true, () => false),
+    getImageRecord: null,
+  }
+}
 
 /**
  * Imports `library` and initializes it on a store under `dir`. pixstore is
@@ -13,6 +46,7 @@ export const LIBRARIES = ['pixstore', 'pixstore-native']
  */
 export async function openLibrary(library, dir, { endpointPort, durability } = {}) {
   mkdirSync(dir, { recursive: true })
+  if (library === 'limit') return limitLibrary(dir)
   const config = {
     imageRootDir: join(dir, 'images'),
     databasePath: join(dir, 'store.sqlite'),
@@ -28,6 +62,12 @@ export async function openLibrary(library, dir, { endpointPort, durability } = {
     return pixstore
   }
   const native = await import('pixstore-native/backend')
-  native.initPixstoreBackend({ ...config, durability: durability ?? 'process' })
+  const extra = { durability: durability ?? 'process' }
+  if (library === 'pixstore-native-keyed') extra.proofKeys = [PROOF_KEY]
+  if (library === 'pixstore-native-remote') {
+    const remote = JSON.parse(process.env.PIXSTORE_BENCH_REMOTE)
+    Object.assign(extra, remote, { proofKeys: [PROOF_KEY], objectStore: { ...remote.objectStore, url: `${remote.objectStore.url}/${dir.split('/').pop()}` } })
+  }
+  native.initPixstoreBackend({ ...config, ...extra })
   return native
 }

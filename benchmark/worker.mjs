@@ -1,11 +1,14 @@
 // One benchmark measurement of one library, in a process of its own:
 // `node worker.mjs <library> <measure> <dir> <fixturesDir> <scale>`; prints a JSON result.
 import { readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { createDecipheriv } from 'node:crypto'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { openLibrary } from './libraries.mjs'
 
 const [library, measure, dir, fixturesDir, scaleText] = process.argv.slice(2)
+if (!library || !measure || !dir || !fixturesDir || !scaleText) throw new Error('usage: worker.mjs <library> <measure> <dir> <fixturesDir> <scale>')
 const scale = Number(scaleText)
 const fixture = (name) => readFileSync(join(fixturesDir, name))
 const images = { tiny: fixture('tiny.png'), '200k': fixture('200k.jpg'), '5m': fixture('5m.jpg') }
@@ -35,6 +38,7 @@ const measures = {
   'save-200k-seq': () => throughput(100 * scale, 1, () => lib.saveImage(images['200k'])),
   'save-200k-32': () => throughput(400 * scale, 32, () => lib.saveImage(images['200k'])),
   'save-5m-seq': () => throughput(10 * scale, 1, () => lib.saveImage(images['5m'])),
+  'save-5m-20': () => throughput(64 * scale, 20, () => lib.saveImage(images['5m'])),
   'save-5m-32': () => throughput(64 * scale, 32, () => lib.saveImage(images['5m'])),
   'update-tiny-seq': async () => {
     const [id] = await savedIds(1, images.tiny)
@@ -56,6 +60,10 @@ const measures = {
     const ids = await savedIds(100, images.tiny)
     return throughput(20_000 * scale, 1, (i) => lib.imageExists(ids[i % 100]))
   },
+  'image-exists-32': async () => {
+    const ids = await savedIds(100, images.tiny)
+    return throughput(40_000 * scale, 32, (i) => lib.imageExists(ids[i % 100]))
+  },
   'delete': async () => {
     const ids = await savedIds(300 * scale, images.tiny)
     return throughput(ids.length, 1, (i) => lib.deleteImage(ids[i]))
@@ -71,6 +79,48 @@ const measures = {
   'rss-100x5m-32': async () => {
     await throughput(100, 32, () => lib.saveImage(images['5m']))
     return process.memoryUsage().rss / 2 ** 20
+  },
+  // How long until another process's replica (a second JS environment, with
+  // its own backend and LISTEN connection) sees a write: milliseconds, p50/p99/max.
+  'replica-lag': async () => {
+    const { Worker } = await import('node:worker_threads')
+    const watcher = new Worker(new URL('./replica-watcher.mjs', import.meta.url), { workerData: { dir } })
+    await new Promise((resolve) => watcher.once('message', resolve))
+    const [id] = await savedIds(1, images.tiny)
+    const lags = []
+    for (let n = 0; n < 100; n++) {
+      const record = await lib.updateImage(id, images.tiny)
+      const started = performance.now()
+      watcher.postMessage({ id, token: record.token })
+      await new Promise((resolve) => watcher.once('message', resolve))
+      lags.push(performance.now() - started)
+    }
+    await watcher.terminate()
+    lags.sort((a, b) => a - b)
+    return { p50: lags[50], p99: lags[98], max: lags[99] }
+  },
+  // Images verified per second (each read and authenticated under its key).
+  // The limit reads the same files and decrypts them with Node's AES-GCM.
+  'verify-200k': async () => {
+    const ids = await savedIds(400 * scale, images['200k'])
+    if (library === 'limit') {
+      // The limit's own files are plain: read them and decrypt a same-sized
+      // ciphertext with a fixed key each time (the work verify does).
+      const key = Buffer.alloc(32, 1)
+      const iv = Buffer.alloc(12, 2)
+      return throughput(ids.length, 16, async (i) => {
+        const bytes = await readFile(join(dir, 'files', `${ids[i]}.img`))
+        const decipher = createDecipheriv('aes-256-gcm', key, iv)
+        decipher.update(bytes)
+        return bytes.length
+      })
+    }
+    const { verifyStore } = await import('pixstore-native/admin')
+    await lib.closePixstoreBackend()
+    const started = performance.now()
+    const report = await verifyStore({ imageRootDir: join(dir, 'images'), databasePath: join(dir, 'store.sqlite') })
+    if (report.problems.length || report.records !== ids.length) throw new Error(`verify found ${JSON.stringify(report)}`)
+    return report.records / ((performance.now() - started) / 1000)
   },
 }
 
