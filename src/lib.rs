@@ -11,8 +11,10 @@ pub mod error;
 pub mod id;
 pub mod proof;
 pub mod remote;
+pub mod request_log;
 pub mod service;
 pub mod sniff;
+pub mod stats;
 pub mod store;
 pub mod wire;
 
