@@ -260,7 +260,7 @@ pub fn save_image<'env>(
   let backend = backend(env)?;
   let image = backend.copy_image(buffer);
   env.spawn_future(async move {
-    let record = backend.save_image(image.map_err(to_js)?, dir).await;
+    let record = backend.save_image(image, dir).await;
     record.map(Into::into).map_err(to_js)
   })
 }
@@ -285,7 +285,7 @@ pub fn update_image<'env>(env: &'env Env, id: String, buffer: &[u8]) -> napi::Re
   let backend = backend(env)?;
   let image = backend.copy_image(buffer);
   env.spawn_future(async move {
-    let record = backend.update_image(id, image.map_err(to_js)?).await;
+    let record = backend.update_image(id, image).await;
     record.map(Into::into).map_err(to_js)
   })
 }
