@@ -1,6 +1,17 @@
-import type { ImageRecord, PixstoreBackendConfig } from './types.js'
+import type { ImageRecord, PixstoreBackendConfig, PixstoreStats, PixstoreRequestLogger } from './types.js'
 
-export type { ImageRecord, PixstoreBackendConfig, ImageDecryptionMeta, ErrorHandlingMode, ImageFormat } from './types.js'
+export type {
+  ImageRecord,
+  PixstoreBackendConfig,
+  ImageDecryptionMeta,
+  ErrorHandlingMode,
+  ImageFormat,
+  PixstoreStats,
+  PixstoreHistogram,
+  PixstoreWriteCounts,
+  PixstoreRequestLog,
+  PixstoreRequestLogger,
+} from './types.js'
 
 /**
  * Validates the configuration and applies it over the current one: opens the
@@ -51,3 +62,25 @@ export declare function customEndpointHelper(
   clientToken: number | undefined,
   statelessProof: string,
 ): Promise<Uint8Array | null>
+
+/**
+ * The numbers of this environment's backend: writes, payloads served by wire state,
+ * bytes, duration histograms (seconds), the default endpoint's connections and
+ * responses. Synchronous, cheap, never fails (zeros before the first init); counters
+ * only grow, across re-inits and closes.
+ */
+export declare function getPixstoreStats(): PixstoreStats
+
+/** `getPixstoreStats()` in Prometheus' text exposition format 0.0.4, for a metrics route of your own. */
+export declare function getPixstoreMetrics(): string
+
+/** The `Content-Type` to serve `getPixstoreMetrics()` with (as prom-client's `register.contentType`). */
+export declare const PIXSTORE_METRICS_CONTENT_TYPE: 'text/plain; version=0.0.4; charset=utf-8'
+
+/**
+ * Sets the function called once per request answered by the default endpoint or the
+ * framework glue (`undefined` or `null` removes it). It runs on the JS thread after the
+ * response is ready and never delays one; what it throws or rejects with is printed
+ * with `console.error`. Without a logger nothing is recorded.
+ */
+export declare function setPixstoreRequestLogger(logger: PixstoreRequestLogger | undefined | null): void

@@ -6,6 +6,7 @@ const { isUint8Array } = require('node:util').types
 const cluster = require('node:cluster')
 const native = require('./index.js')
 const { PixstoreError, fromNative, handleSync, handleAsync, setErrorHandlingMode } = require('./lib/errors.js')
+const { setRequestLogger, deliverEndpointEntries } = require('./lib/request-log.js')
 
 // Checks here must hold for values from any realm: under Jest every test file
 // runs in a vm context whose Uint8Array, Error and Object are not Node's, so
@@ -134,6 +135,34 @@ async function customEndpointHelper(imageId, clientToken, statelessProof) {
   )
 }
 
+/**
+ * The numbers of this environment's backend: writes, served payloads by wire
+ * state, bytes, duration histograms (seconds), the default endpoint's open
+ * connections and responses. Synchronous; never fails (zeros before init).
+ */
+function getPixstoreStats() {
+  return native.getPixstoreStats()
+}
+
+/** The Content-Type of getPixstoreMetrics()'s text (prom-client's `register.contentType`). */
+const PIXSTORE_METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+/** getPixstoreStats() in Prometheus' text exposition format, for a /metrics route of your own. */
+function getPixstoreMetrics() {
+  return native.getPixstoreMetrics()
+}
+
+/**
+ * Sets the function called once per request answered by the default endpoint
+ * or the framework glue (undefined or null removes it). It runs on the JS
+ * thread after the response is ready, never delays one, and may be async; what
+ * it throws or rejects with is printed with console.error.
+ */
+function setPixstoreRequestLogger(logger) {
+  const enabled = setRequestLogger(logger)
+  native.setRequestLogListener(enabled ? deliverEndpointEntries : null)
+}
+
 exports.initPixstoreBackend = initPixstoreBackend
 exports.closePixstoreBackend = closePixstoreBackend
 exports.getImageRecord = getImageRecord
@@ -145,3 +174,7 @@ exports.updateImageFromFile = updateImageFromFile
 exports.deleteImage = deleteImage
 exports.imageExists = imageExists
 exports.customEndpointHelper = customEndpointHelper
+exports.getPixstoreStats = getPixstoreStats
+exports.getPixstoreMetrics = getPixstoreMetrics
+exports.PIXSTORE_METRICS_CONTENT_TYPE = PIXSTORE_METRICS_CONTENT_TYPE
+exports.setPixstoreRequestLogger = setPixstoreRequestLogger

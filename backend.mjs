@@ -13,4 +13,8 @@ export const {
   deleteImage,
   imageExists,
   customEndpointHelper,
+  getPixstoreStats,
+  getPixstoreMetrics,
+  PIXSTORE_METRICS_CONTENT_TYPE,
+  setPixstoreRequestLogger,
 } = backend

@@ -19,7 +19,7 @@ function pixstoreRouter(options = {}) {
     if (path === null) return next()
     // Node's own calls, not res.set: Express would add a charset to text/plain.
     for (const [name, value] of Object.entries(cors)) res.setHeader(name, value)
-    answer(settings, { method: req.method, path, header: (name) => req.headers[name], req }).then(
+    answer(settings, { method: req.method, path, header: (name) => req.headers[name], req, source: 'express' }).then(
       ({ status, headers, body }) => {
         res.statusCode = status
         for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)

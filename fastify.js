@@ -34,6 +34,7 @@ function pixstorePlugin(fastify, options, done) {
       path,
       header: (name) => request.headers[name],
       req: request,
+      source: 'fastify',
     })
     reply.code(status).headers(headers)
     return reply.send(body ?? undefined)

@@ -44,6 +44,15 @@ export declare function getImageRecord(id: string): ImageRecord | null
 /** The record of an image as the database has it now, or null. */
 export declare function getImageRecordAsync(id: string): Promise<ImageRecord | null>
 
+/** The same numbers in Prometheus' text exposition format 0.0.4. */
+export declare function getPixstoreMetrics(): string
+
+/**
+ * The numbers of this environment's backend: counters, gauges, histograms.
+ * Never fails (zeros before the first init).
+ */
+export declare function getPixstoreStats(): PixstoreStats
+
 /** Decryption meta of an image (standard base64). */
 export interface ImageDecryptionMeta {
   /** AES-256 key. */
@@ -84,11 +93,118 @@ export interface InitOutcome {
  */
 export declare function initPixstoreBackend(config: Record<string, unknown>, fromDefaults: boolean, oneOfSeveralProcesses: boolean): InitOutcome
 
+/** The default endpoint's numbers. */
+export interface PixstoreEndpointStats {
+  /** Open TCP connections. */
+  openConnections: number
+  /** Responses by HTTP status code. */
+  responses: Record<'200' | '204' | '400' | '404' | '503', number>
+}
+
+/** A duration histogram, in seconds. */
+export interface PixstoreHistogram {
+  /** Cumulative buckets by upper bound. */
+  buckets: Array<PixstoreHistogramBucket>
+  /** Sum of the observations, in seconds. */
+  sum: number
+  /** Number of observations. */
+  count: number
+}
+
+/** One bucket of a histogram: observations less than or equal to `le` seconds. */
+export interface PixstoreHistogramBucket {
+  /** Upper bound in seconds (`Infinity` for the last bucket). */
+  le: number
+  /** Observations up to `le` (cumulative, as in Prometheus). */
+  count: number
+}
+
+/** One request the default endpoint answered, for the request log. */
+export interface PixstoreRequestLog {
+  /** Who answered: `'endpoint'` (the default endpoint). */
+  source: string
+  /** The request method. */
+  method: string
+  /** The route of ours the path matched (image, health or metrics route), or null. */
+  route: string | null
+  /** The image id asked for (percent-decoded, a valid id), or null. */
+  imageId: string | null
+  /** The wire state of the payload served (`WirePayloadState` name), or null. */
+  state: string | null
+  /** The HTTP status. */
+  status: number
+  /** Body bytes sent (0 for HEAD and 204). */
+  bytes: number
+  /** From the request's arrival to its response being ready, in milliseconds. */
+  durationMs: number
+  /** The client's IP address. */
+  remoteAddress: string | null
+}
+
+/** The numbers of this environment's backend (`getPixstoreStats`). */
+export interface PixstoreStats {
+  /** Whether the backend is initialized and not closed. */
+  backendOpen: boolean
+  /** Images stored by saves. */
+  saves: number
+  /** Images replaced by updates. */
+  updates: number
+  /** Deletes that completed. */
+  deletes: number
+  /** Writes that failed, by operation. */
+  writeFailures: PixstoreWriteCounts
+  /** Writes started and not finished. */
+  writesInFlight: number
+  /** Jobs waiting for the local store's writer thread (0 for remote stores). */
+  writerQueueDepth: number
+  /** Image bytes stored by successful saves and updates. */
+  receivedBytes: number
+  /** Wire payloads built, by wire state name. */
+  served: Record<'Success' | 'Updated' | 'NotFound' | 'MissingID' | 'MissingProof' | 'InvalidProof' | 'InternalError', number>
+  /** Bytes of the wire payloads built. */
+  servedBytes: number
+  /** Durations of successful writes. */
+  writeDuration: PixstoreWriteDurations
+  /** Durations of payload builds. */
+  serveDuration: PixstoreHistogram
+  /** The default endpoint. */
+  endpoint: PixstoreEndpointStats
+  /** Request log entries dropped because the logger fell behind. */
+  requestLogDropped: number
+}
+
+/** Counts by write operation. */
+export interface PixstoreWriteCounts {
+  /** `saveImage`, `saveImageFromFile`. */
+  save: number
+  /** `updateImage`, `updateImageFromFile`. */
+  update: number
+  /** `deleteImage`. */
+  delete: number
+}
+
+/** Durations of successful writes by operation. */
+export interface PixstoreWriteDurations {
+  /** Saves. */
+  save: PixstoreHistogram
+  /** Updates. */
+  update: PixstoreHistogram
+  /** Deletes. */
+  delete: PixstoreHistogram
+}
+
 /** Encrypts and stores a new image. The bytes are copied before this returns. */
 export declare function saveImage(buffer: Uint8Array, dir?: string | undefined | null): Promise<ImageRecord>
 
 /** Reads, encrypts and stores a new image from a file. */
 export declare function saveImageFromFile(filePath: string, dir?: string | undefined | null): Promise<ImageRecord>
+
+/**
+ * Sets (or with null removes) the function that receives the default
+ * endpoint's request log, in batches, on the JS thread. It must not throw
+ * (the JS layer wraps the user's logger): a throw here is an uncaught exception.
+ */
+export declare function setRequestLogListener(listener: ((entries: PixstoreRequestLog[]) => void) | null | undefined): void
 
 /** Replaces an existing image. The bytes are copied before this returns. */
 export declare function updateImage(id: string, buffer: Uint8Array): Promise<ImageRecord>

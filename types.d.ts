@@ -50,6 +50,18 @@ export interface PixstoreBackendConfig {
   defaultEndpointListenPort: number
   /** Endpoint route. Default `'/pixstore-image'`. */
   defaultEndpointRoute: string
+  /**
+   * pixstore-native only: a path of the default endpoint that answers `200 ok` to GET
+   * and HEAD while the backend is open (503 while it closes), for load balancers.
+   * Default `null`: none. Must not be `defaultEndpointRoute` or below it.
+   */
+  defaultEndpointHealthRoute: string | null
+  /**
+   * pixstore-native only: a path of the default endpoint that answers GET and HEAD with
+   * `getPixstoreMetrics()` (Prometheus text format). Default `null`: none. Must not be
+   * `defaultEndpointRoute` or below it.
+   */
+  defaultEndpointMetricsRoute: string | null
   /** `Access-Control-Allow-Origin` of endpoint responses. Default `'*'`. */
   accessControlAllowOrigin: string
   /** Error handling mode. Default `'hybrid'`. */
@@ -129,3 +141,79 @@ export declare enum WirePayloadState {
   InvalidProof = 5,
   InternalError = 6,
 }
+
+/** A duration histogram in seconds, as Prometheus has it: cumulative buckets. */
+export interface PixstoreHistogram {
+  /** Observations up to `le` seconds (cumulative); the last bucket's `le` is `Infinity`. */
+  buckets: Array<{ le: number; count: number }>
+  /** Sum of the observations, in seconds. */
+  sum: number
+  /** Number of observations. */
+  count: number
+}
+
+/** Counts by write operation. */
+export interface PixstoreWriteCounts {
+  save: number
+  update: number
+  delete: number
+}
+
+/** The numbers of one backend (one JS environment), from `getPixstoreStats()`. */
+export interface PixstoreStats {
+  /** Whether the backend is initialized and not closed. */
+  backendOpen: boolean
+  /** Images stored by `saveImage` / `saveImageFromFile`. */
+  saves: number
+  /** Images replaced by `updateImage` / `updateImageFromFile`. */
+  updates: number
+  /** `deleteImage` calls that completed (whether they returned true or false). */
+  deletes: number
+  /** Writes that failed (invalid or oversized image, image not found, storage error, not initialized). */
+  writeFailures: PixstoreWriteCounts
+  /** Saves, updates and deletes started and not finished. */
+  writesInFlight: number
+  /** Writes and deletes waiting for the local store's writer thread (0 for remote stores). */
+  writerQueueDepth: number
+  /** Image bytes stored by successful saves and updates (before encryption). */
+  receivedBytes: number
+  /** Wire payloads built (default endpoint, `customEndpointHelper`, framework glue), by state. */
+  served: Record<'Success' | 'Updated' | 'NotFound' | 'MissingID' | 'MissingProof' | 'InvalidProof' | 'InternalError', number>
+  /** Bytes of those payloads. */
+  servedBytes: number
+  /** Durations of successful writes, from the call to the commit. */
+  writeDuration: { save: PixstoreHistogram; update: PixstoreHistogram; delete: PixstoreHistogram }
+  /** Durations of building a payload (proof check, record and image read). */
+  serveDuration: PixstoreHistogram
+  /** The default endpoint: open TCP connections and responses by status code. */
+  endpoint: { openConnections: number; responses: Record<'200' | '204' | '400' | '404' | '503', number> }
+  /** Request log entries of the default endpoint dropped because the logger fell behind. */
+  requestLogDropped: number
+}
+
+/** One request answered by the default endpoint or the framework glue. */
+export interface PixstoreRequestLog {
+  /** Who answered: the default endpoint or the glue of a framework. */
+  source: 'endpoint' | 'express' | 'fastify'
+  /** The request method. */
+  method: string
+  /** The route of ours the path matched (image, health or metrics route), or null. */
+  route: string | null
+  /** The image id asked for (decoded; only ids that could have been generated), or null. */
+  imageId: string | null
+  /** The state of the wire payload served, or null when none was. */
+  state: keyof typeof WirePayloadState | null
+  /** The HTTP status (500 when the glue handed an error to the framework). */
+  status: number
+  /** Body bytes sent (0 for HEAD and 204). */
+  bytes: number
+  /** From the request's arrival to its answer being ready, in milliseconds. */
+  durationMs: number
+  /** The client's IP address. */
+  remoteAddress: string | null
+  /** Framework glue only: the error handed to the framework's error handling. */
+  error?: unknown
+}
+
+/** Receives every request log entry; may be async. */
+export type PixstoreRequestLogger = (entry: PixstoreRequestLog) => void | Promise<void>

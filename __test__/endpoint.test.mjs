@@ -1,11 +1,13 @@
 // The default endpoint: HTTP semantics of SPEC.md (routes, CORS, states,
-// query strings), reconfiguration, graceful shutdown, and hostile input over
-// raw TCP, each followed by a normal request that must still be served.
+// query strings), HEAD, Cache-Control and nosniff, the health and metrics
+// routes, reconfiguration, graceful shutdown, and hostile input over raw TCP,
+// each followed by a normal request that must still be served.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { rmSync } from 'node:fs'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import * as backend from 'pixstore-native/backend'
 import { tempDir, freePort, makePng, openPayload, fetchPayload, decodeWirePayload } from './helpers.mjs'
 
@@ -156,6 +158,116 @@ test('routes: OPTIONS 204, missing id 400, other methods and paths 404', async (
   }
   for (const path of ['/', '/other', '/pixstore-imagex/abc']) {
     assert.equal((await fetch(`http://127.0.0.1:${port}${path}`)).status, 404, path)
+  }
+})
+
+const EXTRA = ['cache-control', 'x-content-type-options']
+const COMPARED = ['content-type', 'content-length', 'access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers', ...EXTRA]
+
+test('HEAD answers like GET (status and headers, Content-Length included) without a body', async () => {
+  const proof = { 'x-pixstore-proof': record.statelessProof }
+  const requests = [
+    { path: `/pixstore-image/${encodeURIComponent(record.id)}`, headers: { ...proof, 'x-pixstore-token': String(record.token) } },
+    { path: `/pixstore-image/${encodeURIComponent(record.id)}`, headers: proof },
+    { path: '/pixstore-image/' },
+    { path: '/pixstore-image/%zz' },
+    { path: '/pixstore-image/a..b' },
+    { path: '/elsewhere' },
+  ]
+  for (const { path, headers } of requests) {
+    const get = await fetch(`http://127.0.0.1:${port}${path}`, { headers })
+    const getBody = Buffer.from(await get.arrayBuffer())
+    const head = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'HEAD', headers })
+    assert.equal(head.status, get.status, path)
+    assert.equal((await head.arrayBuffer()).byteLength, 0, path)
+    for (const name of COMPARED) assert.equal(head.headers.get(name), get.headers.get(name), `${path} ${name}`)
+    assert.equal(Number(head.headers.get('content-length')), getBody.length, path)
+  }
+})
+
+test('every answer with a body carries Cache-Control: no-store and nosniff; a preflight does not', async () => {
+  const answers = [
+    (await fetchPayload(base, record)).response,
+    await fetch(`${base}/`),
+    await fetch(`${base}/%zz`),
+    await fetch(`${base}/${record.id}`, { method: 'POST' }),
+    await fetch(`http://127.0.0.1:${port}/elsewhere`),
+  ]
+  for (const response of answers) {
+    assert.equal(response.headers.get('cache-control'), 'no-store', response.url)
+    assert.equal(response.headers.get('x-content-type-options'), 'nosniff', response.url)
+  }
+  const preflight = await fetch(`${base}/${record.id}`, { method: 'OPTIONS' })
+  assert.equal(preflight.status, 204)
+  assert.equal(preflight.headers.get('cache-control'), null)
+})
+
+test('the health route is off by default, answers 200 ok to GET and HEAD once set, and goes away with null', async () => {
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 404)
+  backend.initPixstoreBackend({ defaultEndpointHealthRoute: '/healthz' })
+  try {
+    const get = await fetch(`http://127.0.0.1:${port}/healthz?probe=lb`)
+    assert.equal(get.status, 200)
+    assert.equal(get.headers.get('content-type'), 'text/plain')
+    assert.equal(get.headers.get('cache-control'), 'no-store')
+    assert.equal(await get.text(), 'ok')
+    const head = await fetch(`http://127.0.0.1:${port}/healthz`, { method: 'HEAD' })
+    assert.equal(head.status, 200)
+    assert.equal(head.headers.get('content-length'), '2')
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`, { method: 'POST' })).status, 404)
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz/x`)).status, 404)
+    await stillServes()
+  } finally {
+    backend.initPixstoreBackend({ defaultEndpointHealthRoute: null })
+  }
+  assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 404)
+})
+
+test('health and metrics routes that are not paths, or would hide image ids, are refused and change nothing', async () => {
+  const refused = [
+    [{ defaultEndpointHealthRoute: 'healthz' }, /defaultEndpointHealthRoute must be a path starting with '\/'/],
+    [{ defaultEndpointMetricsRoute: '/metrics?x' }, /defaultEndpointMetricsRoute must be a path/],
+    [{ defaultEndpointHealthRoute: 42 }, /defaultEndpointHealthRoute must be a path/],
+    [{ defaultEndpointHealthRoute: '/pixstore-image' }, /must not be defaultEndpointRoute/],
+    [{ defaultEndpointMetricsRoute: '/pixstore-image/metrics' }, /must not be defaultEndpointRoute/],
+    [{ defaultEndpointHealthRoute: '/x', defaultEndpointMetricsRoute: '/x' }, /must differ/],
+  ]
+  for (const [config, message] of refused) {
+    assert.throws(() => backend.initPixstoreBackend(config), message, JSON.stringify(config))
+    assert.throws(() => backend.initPixstoreBackend(config), (error) => error.constructor === Error)
+  }
+  backend.initPixstoreBackend({ defaultEndpointMetricsRoute: '/metrics' })
+  try {
+    assert.throws(() => backend.initPixstoreBackend({ defaultEndpointRoute: '/metrics' }), /must not be defaultEndpointRoute/)
+    await stillServes()
+  } finally {
+    backend.initPixstoreBackend({ defaultEndpointMetricsRoute: null })
+  }
+  assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404)
+})
+
+test('the metrics route serves the Prometheus text format (GET and HEAD) once set', async () => {
+  assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 404, 'off by default')
+  backend.initPixstoreBackend({ defaultEndpointMetricsRoute: '/metrics' })
+  try {
+    await stillServes()
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`)
+    assert.equal(response.status, 200)
+    assert.equal(response.headers.get('content-type'), backend.PIXSTORE_METRICS_CONTENT_TYPE)
+    assert.equal(response.headers.get('cache-control'), 'no-store')
+    const text = await response.text()
+    const families = new Map(parsePrometheusTextFormat(text).map((family) => [family.name, family]))
+    assert.equal(families.get('pixstore_backend_open').metrics[0].value, '1')
+    assert.ok(Number(families.get('pixstore_saves_total').metrics[0].value) >= 1)
+    const success = families.get('pixstore_served_total').metrics.find((metric) => metric.labels.state === 'Success')
+    assert.ok(Number(success.value) >= 1)
+    assert.equal(families.get('pixstore_serve_duration_seconds').type, 'HISTOGRAM')
+    const head = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'HEAD' })
+    assert.equal(head.status, 200)
+    assert.equal((await head.arrayBuffer()).byteLength, 0)
+    assert.ok(Number(head.headers.get('content-length')) > 1000)
+  } finally {
+    backend.initPixstoreBackend({ defaultEndpointMetricsRoute: null })
   }
 })
 

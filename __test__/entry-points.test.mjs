@@ -11,22 +11,27 @@ const require = createRequire(import.meta.url)
 const backendExports = [
   'initPixstoreBackend', 'getImageRecord', 'saveImage', 'saveImageFromFile', 'updateImage',
   'updateImageFromFile', 'deleteImage', 'imageExists', 'customEndpointHelper', 'closePixstoreBackend', 'getImageRecordAsync',
+  'getPixstoreStats', 'getPixstoreMetrics', 'setPixstoreRequestLogger',
 ]
+const backendConstants = ['PIXSTORE_METRICS_CONTENT_TYPE']
+const synchronous = ['getImageRecord', 'getPixstoreStats', 'getPixstoreMetrics', 'setPixstoreRequestLogger']
 
 test('ESM and CJS backends are the same functions', () => {
   const cjsBackend = require('pixstore-native/backend')
-  assert.deepEqual(Object.keys(esmBackend).sort(), [...backendExports].sort())
+  assert.deepEqual(Object.keys(esmBackend).sort(), [...backendExports, ...backendConstants].sort())
   for (const name of backendExports) {
     assert.equal(typeof esmBackend[name], 'function', name)
     assert.equal(esmBackend[name], cjsBackend[name], name)
   }
+  assert.equal(esmBackend.PIXSTORE_METRICS_CONTENT_TYPE, 'text/plain; version=0.0.4; charset=utf-8')
+  assert.equal(cjsBackend.PIXSTORE_METRICS_CONTENT_TYPE, esmBackend.PIXSTORE_METRICS_CONTENT_TYPE)
 })
 
-test('getImageRecord is synchronous and the rest return promises', async () => {
-  const { initPixstoreBackend, closePixstoreBackend, ...calls } = esmBackend
-  assert.equal(esmBackend.getImageRecord.constructor.name, 'Function')
+test('getImageRecord and the stats calls are synchronous and the rest return promises', async () => {
+  const { initPixstoreBackend, closePixstoreBackend, PIXSTORE_METRICS_CONTENT_TYPE, ...calls } = esmBackend
+  for (const name of synchronous) assert.equal(esmBackend[name].constructor.name, 'Function', name)
   for (const [name, fn] of Object.entries(calls)) {
-    if (name === 'getImageRecord') continue
+    if (synchronous.includes(name)) continue
     assert.equal(fn.constructor.name, 'AsyncFunction', name)
   }
   assert.equal(initPixstoreBackend.constructor.name, 'Function')

@@ -1,9 +1,10 @@
 // The framework glue (pixstore-native/express, /fastify, /nestjs) over HTTP,
 // in the real frameworks from npm (Express 5 and 4, Fastify 5, Nest 12 on
-// Express and on Fastify): every answer compared with the default endpoint's,
-// HEAD and the extra headers, authorize, errors and a null from the helper,
-// mounting and options, loading without the other frameworks, and the Nest
-// module's lifecycle. The browser side is in frameworks-browser.test.mjs.
+// Express and on Fastify): every answer compared with the default endpoint's
+// (HEAD and Cache-Control/nosniff included) and so is every request log
+// entry, authorize, errors and a null from the helper, mounting and options,
+// loading without the other frameworks, and the Nest module's lifecycle. The
+// browser side is in frameworks-browser.test.mjs.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -34,19 +35,44 @@ let dirRecord // an id with a dir prefix
 let deleted // a record whose image was deleted (its proof is still valid)
 let requests
 const expected = new Map()
+const expectedLog = new Map()
 
 const CORS = ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers']
+const EXTRA = ['cache-control', 'x-content-type-options']
 
-/** What the tests compare of a response: status, CORS, type, length and body. */
+/** What the tests compare of a response: status, CORS and the extra headers, type, length and body. */
 async function snapshot(response) {
   const body = Buffer.from(await response.arrayBuffer())
-  const headers = Object.fromEntries(CORS.map((name) => [name, response.headers.get(name)]))
+  const headers = Object.fromEntries([...CORS, ...EXTRA].map((name) => [name, response.headers.get(name)]))
   headers['content-type'] = response.headers.get('content-type')
   if (response.status !== 204) headers['content-length'] = response.headers.get('content-length')
   return { status: response.status, headers, body: body.toString('hex') }
 }
 
 const send = (base, { method = 'GET', path, headers = {} }) => fetch(`${base}${path}`, { method, headers })
+
+/** What the tests compare of a request log entry: all but who answered, when, and for whom. */
+const logged = ({ source, durationMs, remoteAddress, ...rest }) => rest
+
+/** Collects request log entries while `run` runs; waits for `count` of them (the endpoint's arrive in batches). */
+async function collectLog(run) {
+  const entries = []
+  backend.setPixstoreRequestLogger((entry) => entries.push(entry))
+  try {
+    await run(entries)
+  } finally {
+    backend.setPixstoreRequestLogger(undefined)
+  }
+  return entries
+}
+
+async function waitFor(check, what) {
+  const deadline = Date.now() + 5000
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
 
 /** The request matrix: every status code and wire state the default endpoint gives. */
 function requestMatrix() {
@@ -81,6 +107,11 @@ function requestMatrix() {
     { name: 'OPTIONS preflight', method: 'OPTIONS', path: `/pixstore-image/${id}` },
     { name: 'POST', method: 'POST', path: `/pixstore-image/${id}` },
     { name: 'DELETE', method: 'DELETE', path: `/pixstore-image/${id}` },
+    { name: 'HEAD Success', method: 'HEAD', path: `/pixstore-image/${id}`, headers: current },
+    { name: 'HEAD Updated', method: 'HEAD', path: `/pixstore-image/${id}`, headers: { 'x-pixstore-proof': record.statelessProof } },
+    { name: 'HEAD InvalidProof', method: 'HEAD', path: `/pixstore-image/${id}`, headers: { 'x-pixstore-proof': 'AAAAAAAAAAA=' } },
+    { name: 'HEAD route alone', method: 'HEAD', path: '/pixstore-image' },
+    { name: 'HEAD invalid id', method: 'HEAD', path: '/pixstore-image/a..b' },
   ]
 }
 
@@ -92,9 +123,13 @@ before(async () => {
   deleted = await backend.saveImage(makePng(1, 1, 4))
   await backend.deleteImage(deleted.id)
   requests = requestMatrix()
-  for (const request of requests) {
-    expected.set(request.name, await snapshot(await send(`http://127.0.0.1:${port}`, request)))
-  }
+  await collectLog(async (entries) => {
+    for (const request of requests) {
+      expected.set(request.name, await snapshot(await send(`http://127.0.0.1:${port}`, request)))
+      await waitFor(() => entries.length === expectedLog.size + 1, `the log entry of ${request.name}`)
+      expectedLog.set(request.name, entries.at(-1))
+    }
+  })
   backend.initPixstoreBackend({ defaultEndpointEnabled: false })
 })
 
@@ -129,16 +164,36 @@ test('the default endpoint answers the matrix as documented (the reference for t
   assert.equal(statuses.POST, 404)
   const opened = await openPayload(Buffer.from(expected.get('Success').body, 'hex'), record)
   assert.equal(sha256(opened.bytes), sha256(image))
+  assert.equal(statuses['HEAD Success'], 200)
+  assert.equal(expected.get('HEAD Success').body, '')
+  assert.equal(expected.get('HEAD Success').headers['content-length'], expected.get('Success').headers['content-length'])
+  assert.equal(expected.get('Success').headers['cache-control'], 'no-store')
+  assert.equal(expected.get('route alone').headers['x-content-type-options'], 'nosniff')
+  assert.equal(expected.get('OPTIONS preflight').headers['cache-control'], null)
+  assert.deepEqual(logged(expectedLog.get('Success')), {
+    method: 'GET', route: '/pixstore-image', imageId: record.id, state: 'Success', status: 200, bytes: Buffer.from(expected.get('Success').body, 'hex').length,
+  })
+  assert.equal(expectedLog.get('HEAD Updated').state, 'Updated')
+  assert.equal(expectedLog.get('HEAD Updated').bytes, 0)
+  assert.equal(expectedLog.get('Success').source, 'endpoint')
 })
 
 for (const name of FRAMEWORKS) {
-  test(`${name}: every answer equals the default endpoint's (status, CORS, type, length, bytes)`, async () => {
+  test(`${name}: every answer and request log entry equals the default endpoint's (status, headers, bytes; route, id, state)`, async () => {
     const server = await startWith(name)
     try {
-      for (const request of requests) {
-        if (request.skip?.includes(name)) continue
-        assert.deepEqual(await snapshot(await send(server.base, request)), expected.get(request.name), request.name)
-      }
+      await collectLog(async (entries) => {
+        for (const request of requests) {
+          if (request.skip?.includes(name)) continue
+          assert.deepEqual(await snapshot(await send(server.base, request)), expected.get(request.name), request.name)
+          const entry = entries.pop()
+          assert.deepEqual(logged(entry), logged(expectedLog.get(request.name)), `log of ${request.name}`)
+          assert.equal(entry.source, name.endsWith('fastify') ? 'fastify' : 'express')
+          assert.equal(entry.remoteAddress.replace(/^::ffff:/, ''), '127.0.0.1')
+          assert.ok(entry.durationMs >= 0)
+          assert.equal(entries.length, 0)
+        }
+      })
     } finally {
       await stop(server)
     }
@@ -237,9 +292,15 @@ for (const name of FRAMEWORKS) {
     const port = await freePort()
     try {
       const path = `/pixstore-image/${encodeURIComponent(record.id)}`
-      const crash = await send(server.base, { path, headers: { authorization: 'Bearer crash', 'x-pixstore-proof': record.statelessProof } })
-      assert.equal(crash.status, 500)
-      assert.equal(crash.headers.get('access-control-allow-origin'), '*')
+      const [entry] = await collectLog(async () => {
+        const crash = await send(server.base, { path, headers: { authorization: 'Bearer crash', 'x-pixstore-proof': record.statelessProof } })
+        assert.equal(crash.status, 500)
+        assert.equal(crash.headers.get('access-control-allow-origin'), '*')
+      })
+      assert.equal(entry.status, 500)
+      assert.equal(entry.imageId, record.id)
+      assert.equal(entry.state, null)
+      assert.equal(entry.error.message, `authorize crashed on ${record.id}`)
       // The helper refuses while the default endpoint runs ('throw' mode: a PixstoreError).
       backend.initPixstoreBackend({ defaultEndpointEnabled: true, defaultEndpointListenHost: '127.0.0.1', defaultEndpointListenPort: port })
       const refused = await send(server.base, { path, headers: { 'x-pixstore-proof': record.statelessProof } })

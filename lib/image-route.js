@@ -4,7 +4,10 @@
 // status codes, texts, CORS) around customEndpointHelper, plus an authorize
 // hook. Each adapter only reads its request and writes the answer given here.
 
+const { performance } = require('node:perf_hooks')
 const { customEndpointHelper } = require('../backend.js')
+const { WirePayloadState } = require('../types.js')
+const { requestLogEnabled, emitRequestLog } = require('./request-log.js')
 
 const DEFAULT_ROUTE = '/pixstore-image'
 const ALLOW_METHODS = 'GET,OPTIONS'
@@ -94,24 +97,55 @@ function text(status, message) {
 /**
  * The answer to one request of the image route, as `{ status, headers, body }`
  * (`body` a Buffer or null; the CORS headers are the adapter's, set first).
- * `request` is `{ method, path, header(name), req }` with `path` the raw
- * (still percent-encoded) part below the route (null: not below it, 404) and
- * `req` the framework's request, handed to `authorize`. Rejects when
- * `authorize` throws or, in the error handling modes that throw, when
- * customEndpointHelper does: the adapter passes that to the framework's error
- * handling.
+ * `request` is `{ method, path, header(name), req, source }` with `path` the raw
+ * (still percent-encoded) part below the route (null: not below it, 404),
+ * `req` the framework's request, handed to `authorize`, and `source` the
+ * adapter's name for the request log. Rejects when `authorize` throws or, in
+ * the error handling modes that throw, when customEndpointHelper does: the
+ * adapter passes that to the framework's error handling.
  *
- * Every request of every adapter passes here: this is the one place for a
- * request log or statistics hook (wrapping this call sees every outcome,
- * rejections included).
+ * Every request of every adapter passes here, so this is where the request
+ * log (setPixstoreRequestLogger) gets the glue's requests, rejections included.
  */
-async function answer(options, { method, path, header, req }) {
+async function answer(options, request) {
+  if (!requestLogEnabled()) return respond(options, request, {})
+  const started = performance.now()
+  const seen = { imageId: null }
+  const entry = (status, state, bytes) => ({
+    source: request.source,
+    method: request.method,
+    route: request.path === null ? null : options.route,
+    imageId: seen.imageId,
+    state,
+    status,
+    bytes,
+    durationMs: performance.now() - started,
+    remoteAddress: (request.req?.raw ?? request.req)?.socket?.remoteAddress ?? null,
+  })
+  let result
+  try {
+    result = await respond(options, request, seen)
+  } catch (error) {
+    // The framework's error handling answers; 500 unless it decides otherwise.
+    emitRequestLog({ ...entry(500, null, 0), error })
+    throw error
+  }
+  const { status, body } = result
+  const state = status === 200 && body?.length ? (WirePayloadState[body[0]] ?? null) : null
+  const sent = request.method !== 'HEAD' && body ? body.length : 0
+  emitRequestLog(entry(status, state, sent))
+  return result
+}
+
+/** `answer` without the request log; `seen.imageId` gets the decoded id once it is known valid. */
+async function respond(options, { method, path, header, req }, seen) {
   if (method === 'OPTIONS') return { status: 204, headers: {}, body: null }
   if ((method !== 'GET' && method !== 'HEAD') || path === null) return text(404, 'Not found')
   if (path === '' || path === '/') return text(400, 'Missing image id')
   const id = decodeId(path.slice(1))
   if (id === null) return text(400, 'Malformed percent-encoding in image id')
   if (id.length > MAX_ID_LENGTH || !VALID_ID.test(id)) return text(400, 'Invalid image id')
+  seen.imageId = id
 
   if (options.authorize && (await options.authorize(req, id)) !== true) return text(403, 'Forbidden')
 

@@ -163,6 +163,12 @@ pub trait Backend: Send + Sync + 'static {
   /// Why this backend cannot write, if it opened read-only.
   fn read_only(&self) -> Option<&str>;
 
+  /// Jobs waiting for a writer thread (the local store's); 0 where writes
+  /// run concurrently without one (remote stores).
+  fn writer_queue_depth(&self) -> usize {
+    0
+  }
+
   /// Finishes queued writes and releases everything; further calls fail.
   fn close(self: Arc<Self>) -> BoxFuture<'static, ()>;
 

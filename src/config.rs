@@ -146,6 +146,10 @@ pub struct Config {
   pub default_endpoint_listen_port: u16,
   /// Route prefix of the endpoint.
   pub default_endpoint_route: String,
+  /// Path of the endpoint's health route (`defaultEndpointHealthRoute`); `None` for none.
+  pub default_endpoint_health_route: Option<String>,
+  /// Path of the endpoint's Prometheus metrics route (`defaultEndpointMetricsRoute`); `None` for none.
+  pub default_endpoint_metrics_route: Option<String>,
   /// Value of the `Access-Control-Allow-Origin` header.
   pub access_control_allow_origin: String,
   /// Error handling mode of the JS layer (validated here, applied there).
@@ -210,6 +214,8 @@ impl Default for Config {
       default_endpoint_listen_host: "0.0.0.0".into(),
       default_endpoint_listen_port: 3001,
       default_endpoint_route: "/pixstore-image".into(),
+      default_endpoint_health_route: None,
+      default_endpoint_metrics_route: None,
       access_control_allow_origin: "*".into(),
       error_handling_mode: "hybrid".into(),
       max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
@@ -261,6 +267,18 @@ fn port(key: &str, value: &ConfigValue) -> Result<u16> {
     .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p))
     .map(|p| p as u16)
     .ok_or_else(|| Error::config(format!("{key} must be an integer between 1 and 65535")))
+}
+
+/// An optional route of the endpoint: `null` for none, else a path like
+/// `defaultEndpointRoute`'s (starting with `/`, without `?` or `#`).
+fn optional_route(key: &str, value: &ConfigValue) -> Result<Option<String>> {
+  match value {
+    ConfigValue::Null => Ok(None),
+    ConfigValue::String(path) if path.starts_with('/') && !path.contains(['?', '#']) => Ok(Some(path.clone())),
+    _ => Err(Error::config(format!(
+      "{key} must be a path starting with '/' without '?' or '#' (or null for none)"
+    ))),
+  }
 }
 
 /// Frontend keys of a shared pixstore config that the reference validates in
@@ -345,6 +363,8 @@ impl Config {
           }
           next.default_endpoint_route = route;
         }
+        "defaultEndpointHealthRoute" => next.default_endpoint_health_route = optional_route(key, value)?,
+        "defaultEndpointMetricsRoute" => next.default_endpoint_metrics_route = optional_route(key, value)?,
         "accessControlAllowOrigin" => {
           let origin = string_value(key, value)?;
           if origin.is_empty() || origin.chars().any(|c| c.is_control()) {
@@ -427,7 +447,41 @@ impl Config {
         _ => {}
       }
     }
+    next.check_extra_routes()?;
     Ok(next)
+  }
+
+  /// The health and metrics routes must not shadow an image id (be the image
+  /// route or a path below it) nor each other.
+  fn check_extra_routes(&self) -> Result<()> {
+    let route = &self.default_endpoint_route;
+    let extra = [
+      ("defaultEndpointHealthRoute", &self.default_endpoint_health_route),
+      ("defaultEndpointMetricsRoute", &self.default_endpoint_metrics_route),
+    ];
+    for (key, path) in extra {
+      let Some(path) = path else { continue };
+      if path == route
+        || path
+          .strip_prefix(route.as_str())
+          .is_some_and(|rest| rest.starts_with('/'))
+      {
+        return Err(Error::config(format!(
+          "{key} ({path:?}) must not be defaultEndpointRoute ({route:?}) or a path below it"
+        )));
+      }
+    }
+    if let (Some(health), Some(metrics)) = (
+      &self.default_endpoint_health_route,
+      &self.default_endpoint_metrics_route,
+    ) {
+      if health == metrics {
+        return Err(Error::config(
+          "defaultEndpointHealthRoute and defaultEndpointMetricsRoute must differ",
+        ));
+      }
+    }
+    Ok(())
   }
 
   /// Whether the endpoint binds with `SO_REUSEPORT`: as configured, else
@@ -658,6 +712,42 @@ mod tests {
     assert!(merge(json!({ "errorHandlingMode": "loud" })).is_err());
     assert!(merge(json!({ "maxImageBytes": 0 })).is_err());
     assert!(merge(json!({ "durability": "sometimes" })).is_err());
+  }
+
+  #[test]
+  fn health_and_metrics_routes_are_paths_that_hide_no_image() {
+    let config =
+      merge(json!({ "defaultEndpointHealthRoute": "/healthz", "defaultEndpointMetricsRoute": "/metrics" })).unwrap();
+    assert_eq!(config.default_endpoint_health_route.as_deref(), Some("/healthz"));
+    assert_eq!(config.default_endpoint_metrics_route.as_deref(), Some("/metrics"));
+    let off = config
+      .merged(&overrides(json!({ "defaultEndpointHealthRoute": null })))
+      .unwrap();
+    assert_eq!(off.default_endpoint_health_route, None);
+    assert_eq!(off.default_endpoint_metrics_route.as_deref(), Some("/metrics"));
+    for bad in [json!("healthz"), json!("/h?x"), json!(""), json!(true), json!(1)] {
+      let err = merge(json!({ "defaultEndpointHealthRoute": bad })).unwrap_err();
+      assert!(
+        err.message.starts_with("defaultEndpointHealthRoute must be a path"),
+        "{}",
+        err.message
+      );
+    }
+    for shadowing in ["/pixstore-image", "/pixstore-image/health"] {
+      let err = merge(json!({ "defaultEndpointMetricsRoute": shadowing })).unwrap_err();
+      assert!(
+        err.message.contains("must not be defaultEndpointRoute"),
+        "{}",
+        err.message
+      );
+    }
+    assert!(merge(json!({ "defaultEndpointMetricsRoute": "/pixstore-images" })).is_ok());
+    // Moving the image route over an existing health route is refused too.
+    let err = config
+      .merged(&overrides(json!({ "defaultEndpointRoute": "/healthz" })))
+      .unwrap_err();
+    assert!(err.message.starts_with("defaultEndpointHealthRoute"), "{}", err.message);
+    assert!(merge(json!({ "defaultEndpointHealthRoute": "/x", "defaultEndpointMetricsRoute": "/x" })).is_err());
   }
 
   #[test]

@@ -14,8 +14,10 @@ pub mod id;
 pub mod keys;
 pub mod proof;
 pub mod remote;
+pub mod request_log;
 pub mod service;
 pub mod sniff;
+pub mod stats;
 pub mod store;
 pub mod wire;
 

@@ -12,7 +12,7 @@ use crate::backend::Backend;
 use crate::config::ObjectStoreConfig;
 use crate::config::{Config, ConfigValue};
 use crate::crypto::{random_bytes, ImageMeta};
-use crate::endpoint::{Endpoint, Handler, Listen};
+use crate::endpoint::{Endpoint, Handler, Listen, Routing};
 use crate::error::{Error, Result};
 use crate::id;
 use crate::keys::Keyring;
@@ -21,6 +21,8 @@ use crate::remote::blobs::Blobs;
 use crate::remote::postgres::PgRepo;
 use crate::remote::sqlite::SqliteRepo;
 use crate::remote::RemoteStore;
+use crate::request_log::RequestLogQueue;
+use crate::stats::{Gauges, Operation, Stats, StatsSnapshot};
 use crate::store::{Database, ImageRules, PlainImage, Store, StoreLocation, StoredRecord};
 use crate::wire::{self, WireState};
 
@@ -107,6 +109,7 @@ pub struct Pixstore {
   config: Mutex<Config>,
   endpoint: Mutex<Option<Endpoint>>,
   lifecycle: Mutex<()>,
+  stats: Stats,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -301,29 +304,46 @@ impl Pixstore {
     PlainImage::copy_of(image, self.active()?.config.max_image_bytes)
   }
 
-  /// `saveImage`.
-  pub async fn save_image(&self, image: PlainImage, dir: Option<String>) -> Result<ImageRecord> {
+  /// `saveImage`, with the image as [`Pixstore::copy_image`] gave it (a
+  /// refusal there counts as a failed save).
+  pub async fn save_image(&self, image: Result<PlainImage>, dir: Option<String>) -> Result<ImageRecord> {
+    let mut tracker = self.stats.write(Operation::Save);
+    let image = image?;
     let active = self.active()?;
     let prefix = id::prefix_for(dir.as_deref())?;
+    let bytes = image.bytes().len() as u64;
     let record = Arc::clone(&active.store)
       .save(image, prefix, Self::rules(&active))
       .await?;
+    tracker.succeeded(bytes);
     Ok(Self::with_proof(&active, record))
   }
 
   /// `saveImageFromFile`.
   pub async fn save_image_from_file(&self, path: PathBuf, dir: Option<String>) -> Result<ImageRecord> {
+    let mut tracker = self.stats.write(Operation::Save);
     let active = self.active()?;
     let prefix = id::prefix_for(dir.as_deref())?;
     let rules = Self::rules(&active);
     let image = Arc::clone(&active.store).load_file(path, rules.clone()).await?;
+    let bytes = image.bytes().len() as u64;
     let record = Arc::clone(&active.store).save(image, prefix, rules).await?;
+    tracker.succeeded(bytes);
     Ok(Self::with_proof(&active, record))
   }
 
   /// `updateImage`: `Image not found: <id>` without a record (also for an id
   /// that could not have been generated, which never reaches the store).
-  pub async fn update_image(&self, id: String, image: PlainImage) -> Result<ImageRecord> {
+  pub async fn update_image(&self, id: String, image: Result<PlainImage>) -> Result<ImageRecord> {
+    let mut tracker = self.stats.write(Operation::Update);
+    let image = image?;
+    let bytes = image.bytes().len() as u64;
+    let record = self.replace_image(id, image).await?;
+    tracker.succeeded(bytes);
+    Ok(record)
+  }
+
+  async fn replace_image(&self, id: String, image: PlainImage) -> Result<ImageRecord> {
     let active = self.active()?;
     if !id::is_valid(&id) {
       return Err(Error::not_found(&id));
@@ -336,18 +356,26 @@ impl Pixstore {
 
   /// `updateImageFromFile`: like pixstore, a bad file is reported before a missing record.
   pub async fn update_image_from_file(&self, id: String, path: PathBuf) -> Result<ImageRecord> {
+    let mut tracker = self.stats.write(Operation::Update);
     let active = self.active()?;
     let image = Arc::clone(&active.store).load_file(path, Self::rules(&active)).await?;
-    self.update_image(id, image).await
+    let bytes = image.bytes().len() as u64;
+    let record = self.replace_image(id, image).await?;
+    tracker.succeeded(bytes);
+    Ok(record)
   }
 
   /// `deleteImage`: false for an id that could not have been generated.
   pub async fn delete_image(&self, id: String) -> Result<bool> {
+    let mut tracker = self.stats.write(Operation::Delete);
     let active = self.active()?;
     if !id::is_valid(&id) {
+      tracker.succeeded(0);
       return Ok(false);
     }
-    Arc::clone(&active.store).delete(id).await
+    let deleted = Arc::clone(&active.store).delete(id).await?;
+    tracker.succeeded(0);
+    Ok(deleted)
   }
 
   /// `imageExists`: false for an id that could not have been generated.
@@ -375,11 +403,20 @@ impl Pixstore {
     Ok(self.payload(id, client_token, proof).await)
   }
 
+  /// The wire payload for a request (see [`Pixstore::build_payload`]),
+  /// counted in the stats.
+  pub async fn payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
+    let started = std::time::Instant::now();
+    let payload = self.build_payload(id, client_token, proof).await;
+    self.stats.served(&payload, started.elapsed());
+    payload
+  }
+
   /// The wire payload for a request: checks id, proof, then reads the image.
   /// Never fails: unexpected errors become `InternalError`. An id that could
   /// not have been generated cannot carry a valid proof and gets `InvalidProof`
   /// without touching the disk.
-  pub async fn payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
+  async fn build_payload(&self, id: Option<String>, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
     let Some(id) = id.filter(|id| !id.is_empty()) else {
       return wire::state_only(WireState::MissingId);
     };
@@ -397,17 +434,44 @@ impl Pixstore {
   }
 }
 
+impl Pixstore {
+  /// The stats of this backend now (`getPixstoreStats`).
+  pub fn stats_snapshot(&self) -> StatsSnapshot {
+    let active = self.active.read().ok().and_then(|active| active.clone());
+    self.stats.snapshot(Gauges {
+      backend_open: active.is_some(),
+      writer_queue_depth: active.map_or(0, |active| active.store.writer_queue_depth() as u64),
+    })
+  }
+
+  /// The request log queue of the default endpoint (its listener is set by the binding).
+  pub fn request_log(&self) -> &RequestLogQueue {
+    &self.stats.request_log
+  }
+}
+
 impl Handler for Pixstore {
-  fn routing(&self) -> Option<(String, String)> {
+  fn routing(&self) -> Option<Routing> {
     let active = self.active().ok()?;
-    Some((
-      active.config.default_endpoint_route.clone(),
-      active.config.access_control_allow_origin.clone(),
-    ))
+    let config = &active.config;
+    Some(Routing {
+      route: config.default_endpoint_route.clone(),
+      origin: config.access_control_allow_origin.clone(),
+      health_route: config.default_endpoint_health_route.clone(),
+      metrics_route: config.default_endpoint_metrics_route.clone(),
+    })
   }
 
   async fn payload(&self, id: String, client_token: Option<f64>, proof: Option<String>) -> Vec<u8> {
     Pixstore::payload(self, Some(id), client_token, proof).await
+  }
+
+  fn stats(&self) -> &Stats {
+    &self.stats
+  }
+
+  fn metrics(&self) -> String {
+    self.stats_snapshot().prometheus()
   }
 }
 

@@ -24,6 +24,39 @@ pub enum WireState {
   InternalError = 6,
 }
 
+impl WireState {
+  /// Every state, in the order of their bytes.
+  pub const ALL: [WireState; 7] = [
+    WireState::Success,
+    WireState::Updated,
+    WireState::NotFound,
+    WireState::MissingId,
+    WireState::MissingProof,
+    WireState::InvalidProof,
+    WireState::InternalError,
+  ];
+
+  /// The state a payload starts with, if its first byte is one.
+  pub fn of_payload(payload: &[u8]) -> Option<WireState> {
+    payload
+      .first()
+      .and_then(|byte| Self::ALL.get(usize::from(*byte)).copied())
+  }
+
+  /// The state's name in pixstore's `WirePayloadState` enum.
+  pub fn name(self) -> &'static str {
+    match self {
+      WireState::Success => "Success",
+      WireState::Updated => "Updated",
+      WireState::NotFound => "NotFound",
+      WireState::MissingId => "MissingID",
+      WireState::MissingProof => "MissingProof",
+      WireState::InvalidProof => "InvalidProof",
+      WireState::InternalError => "InternalError",
+    }
+  }
+}
+
 /// Length of the `Updated` header: state, token, key, IV, tag.
 pub const UPDATED_HEADER_LENGTH: usize = 1 + 8 + KEY_LENGTH + IV_LENGTH + TAG_LENGTH;
 
@@ -68,6 +101,17 @@ mod tests {
       tag: data[53..69].try_into().unwrap(),
     };
     (state, Some((token, sealed)), &data[69..])
+  }
+
+  #[test]
+  fn states_are_listed_in_byte_order() {
+    for (byte, state) in WireState::ALL.iter().enumerate() {
+      assert_eq!(*state as usize, byte);
+      assert_eq!(WireState::of_payload(&[byte as u8, 9]), Some(*state));
+    }
+    assert_eq!(WireState::of_payload(&[7]), None);
+    assert_eq!(WireState::of_payload(&[]), None);
+    assert_eq!(WireState::MissingId.name(), "MissingID");
   }
 
   #[test]

@@ -13,3 +13,9 @@ void [record, saved, last, closePixstoreBackend()]
 
 // @ts-expect-error getImageRecord is synchronous
 getImageRecord('id').then
+
+import { getPixstoreStats, getPixstoreMetrics, setPixstoreRequestLogger } from 'pixstore-native/backend'
+import type { PixstoreStats } from 'pixstore-native/types'
+const stats: PixstoreStats = getPixstoreStats()
+void [stats.writerQueueDepth, getPixstoreMetrics().length]
+setPixstoreRequestLogger((entry) => console.log(entry.method, entry.status))

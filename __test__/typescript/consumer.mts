@@ -52,3 +52,32 @@ void [saved, fromFile, updated, updatedFromFile, deleted, exists, payload, close
 
 // @ts-expect-error getImageRecord is synchronous
 getImageRecord('id').then
+
+// Stats, metrics and the request log (pixstore-native only).
+import {
+  getPixstoreStats,
+  getPixstoreMetrics,
+  setPixstoreRequestLogger,
+  PIXSTORE_METRICS_CONTENT_TYPE,
+  type PixstoreStats,
+  type PixstoreRequestLog,
+  type PixstoreHistogram,
+} from 'pixstore-native/backend'
+
+initPixstoreBackend({ defaultEndpointHealthRoute: '/healthz', defaultEndpointMetricsRoute: null })
+const numbers: PixstoreStats = getPixstoreStats()
+const saveTimes: PixstoreHistogram = numbers.writeDuration.save
+const sum: number =
+  numbers.saves + numbers.writeFailures.update + numbers.served.MissingID + numbers.endpoint.responses['404'] + saveTimes.buckets[0].le
+const exposition: string = getPixstoreMetrics()
+const contentType: 'text/plain; version=0.0.4; charset=utf-8' = PIXSTORE_METRICS_CONTENT_TYPE
+setPixstoreRequestLogger((entry: PixstoreRequestLog) => {
+  if (entry.state === 'Success' && entry.source === 'endpoint') console.log(entry.imageId, entry.durationMs, entry.status)
+})
+setPixstoreRequestLogger(async (entry) => void entry.route)
+setPixstoreRequestLogger(undefined)
+void [sum, exposition, contentType]
+// @ts-expect-error served is keyed by wire state names
+void numbers.served.Missing
+// @ts-expect-error the logger receives one entry
+setPixstoreRequestLogger((entry: PixstoreRequestLog, extra: string) => void [entry, extra])

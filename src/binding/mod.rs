@@ -5,13 +5,13 @@
 //! tagged with their kind (`PIXSTORE_ERROR`, `PIXSTORE_CONFIG`,
 //! `PIXSTORE_INTERNAL`); the hand-written JS layer maps those to classes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::bindgen_prelude::{
-  within_runtime_if_available, Buffer, FromNapiValue, PromiseRaw, TypeName, ValidateNapiValue,
+  within_runtime_if_available, Buffer, FromNapiValue, Function, PromiseRaw, TypeName, ValidateNapiValue,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, Status, ValueType};
@@ -24,8 +24,11 @@ use settle::Settler;
 use crate::admin;
 use crate::config::ConfigValue;
 use crate::error::{Error, ErrorKind};
+use crate::request_log::RequestLog;
 use crate::service::{open_for_admin, ImageRecord, Pixstore, Surroundings};
+use crate::stats::{HistogramSnapshot, StatsSnapshot, ENDPOINT_STATUSES};
 use crate::store::{blocking, ImageRules};
+use crate::wire::WireState;
 
 /// The code the JS layer reads off an error message's `[CODE] ` prefix.
 /// (napi-rs only carries its own `Status` as `error.code` out of exported
@@ -291,7 +294,7 @@ pub fn save_image<'env>(
   let backend = backend(env)?;
   let image = backend.copy_image(buffer);
   spawn(env, async move {
-    let record = backend.save_image(image.map_err(to_js)?, dir).await;
+    let record = backend.save_image(image, dir).await;
     record.map(Into::into).map_err(to_js)
   })
 }
@@ -316,7 +319,7 @@ pub fn update_image<'env>(env: &'env Env, id: String, buffer: &[u8]) -> napi::Re
   let backend = backend(env)?;
   let image = backend.copy_image(buffer);
   spawn(env, async move {
-    let record = backend.update_image(id, image.map_err(to_js)?).await;
+    let record = backend.update_image(id, image).await;
     record.map(Into::into).map_err(to_js)
   })
 }
@@ -509,4 +512,233 @@ async fn run_admin(
   .await;
   backend.close().await;
   report
+}
+
+/// Counts by write operation.
+#[napi(object)]
+pub struct PixstoreWriteCounts {
+  /// `saveImage`, `saveImageFromFile`.
+  pub save: f64,
+  /// `updateImage`, `updateImageFromFile`.
+  pub update: f64,
+  /// `deleteImage`.
+  pub delete: f64,
+}
+
+/// One bucket of a histogram: observations less than or equal to `le` seconds.
+#[napi(object)]
+pub struct PixstoreHistogramBucket {
+  /// Upper bound in seconds (`Infinity` for the last bucket).
+  pub le: f64,
+  /// Observations up to `le` (cumulative, as in Prometheus).
+  pub count: f64,
+}
+
+/// A duration histogram, in seconds.
+#[napi(object)]
+pub struct PixstoreHistogram {
+  /// Cumulative buckets by upper bound.
+  pub buckets: Vec<PixstoreHistogramBucket>,
+  /// Sum of the observations, in seconds.
+  pub sum: f64,
+  /// Number of observations.
+  pub count: f64,
+}
+
+impl From<&HistogramSnapshot> for PixstoreHistogram {
+  fn from(snapshot: &HistogramSnapshot) -> Self {
+    PixstoreHistogram {
+      buckets: snapshot
+        .buckets
+        .iter()
+        .map(|(le, count)| PixstoreHistogramBucket {
+          le: *le,
+          count: *count as f64,
+        })
+        .collect(),
+      sum: snapshot.sum_seconds,
+      count: snapshot.count as f64,
+    }
+  }
+}
+
+/// Durations of successful writes by operation.
+#[napi(object)]
+pub struct PixstoreWriteDurations {
+  /// Saves.
+  pub save: PixstoreHistogram,
+  /// Updates.
+  pub update: PixstoreHistogram,
+  /// Deletes.
+  pub delete: PixstoreHistogram,
+}
+
+/// The default endpoint's numbers.
+#[napi(object)]
+pub struct PixstoreEndpointStats {
+  /// Open TCP connections.
+  pub open_connections: f64,
+  /// Responses by HTTP status code.
+  #[napi(ts_type = "Record<'200' | '204' | '400' | '404' | '503', number>")]
+  pub responses: BTreeMap<String, f64>,
+}
+
+/// The numbers of this environment's backend (`getPixstoreStats`).
+#[napi(object)]
+pub struct PixstoreStats {
+  /// Whether the backend is initialized and not closed.
+  pub backend_open: bool,
+  /// Images stored by saves.
+  pub saves: f64,
+  /// Images replaced by updates.
+  pub updates: f64,
+  /// Deletes that completed.
+  pub deletes: f64,
+  /// Writes that failed, by operation.
+  pub write_failures: PixstoreWriteCounts,
+  /// Writes started and not finished.
+  pub writes_in_flight: f64,
+  /// Jobs waiting for the local store's writer thread (0 for remote stores).
+  pub writer_queue_depth: f64,
+  /// Image bytes stored by successful saves and updates.
+  pub received_bytes: f64,
+  /// Wire payloads built, by wire state name.
+  #[napi(
+    ts_type = "Record<'Success' | 'Updated' | 'NotFound' | 'MissingID' | 'MissingProof' | 'InvalidProof' | 'InternalError', number>"
+  )]
+  pub served: BTreeMap<String, f64>,
+  /// Bytes of the wire payloads built.
+  pub served_bytes: f64,
+  /// Durations of successful writes.
+  pub write_duration: PixstoreWriteDurations,
+  /// Durations of payload builds.
+  pub serve_duration: PixstoreHistogram,
+  /// The default endpoint.
+  pub endpoint: PixstoreEndpointStats,
+  /// Request log entries dropped because the logger fell behind.
+  pub request_log_dropped: f64,
+}
+
+impl From<StatsSnapshot> for PixstoreStats {
+  fn from(snapshot: StatsSnapshot) -> Self {
+    let counts = |values: [u64; 3]| PixstoreWriteCounts {
+      save: values[0] as f64,
+      update: values[1] as f64,
+      delete: values[2] as f64,
+    };
+    let [save, update, delete] = &snapshot.write_duration;
+    PixstoreStats {
+      backend_open: snapshot.backend_open,
+      saves: snapshot.writes[0] as f64,
+      updates: snapshot.writes[1] as f64,
+      deletes: snapshot.writes[2] as f64,
+      write_failures: counts(snapshot.write_failures),
+      writes_in_flight: snapshot.writes_in_flight as f64,
+      writer_queue_depth: snapshot.writer_queue_depth as f64,
+      received_bytes: snapshot.received_bytes as f64,
+      served: WireState::ALL
+        .iter()
+        .map(|state| (state.name().to_string(), snapshot.served[*state as usize] as f64))
+        .collect(),
+      served_bytes: snapshot.served_bytes as f64,
+      write_duration: PixstoreWriteDurations {
+        save: save.into(),
+        update: update.into(),
+        delete: delete.into(),
+      },
+      serve_duration: (&snapshot.serve_duration).into(),
+      endpoint: PixstoreEndpointStats {
+        open_connections: snapshot.open_connections as f64,
+        responses: ENDPOINT_STATUSES
+          .iter()
+          .zip(snapshot.endpoint_responses)
+          .map(|(status, count)| (status.to_string(), count as f64))
+          .collect(),
+      },
+      request_log_dropped: snapshot.request_log_dropped as f64,
+    }
+  }
+}
+
+/// The numbers of this environment's backend: counters, gauges, histograms.
+/// Never fails (zeros before the first init).
+#[napi]
+pub fn get_pixstore_stats(env: &Env) -> napi::Result<PixstoreStats> {
+  Ok(backend(env)?.stats_snapshot().into())
+}
+
+/// The same numbers in Prometheus' text exposition format 0.0.4.
+#[napi]
+pub fn get_pixstore_metrics(env: &Env) -> napi::Result<String> {
+  Ok(backend(env)?.stats_snapshot().prometheus())
+}
+
+/// One request the default endpoint answered, for the request log.
+#[napi(object, use_nullable = true)]
+pub struct PixstoreRequestLog {
+  /// Who answered: `'endpoint'` (the default endpoint).
+  pub source: String,
+  /// The request method.
+  pub method: String,
+  /// The route of ours the path matched (image, health or metrics route), or null.
+  pub route: Option<String>,
+  /// The image id asked for (percent-decoded, a valid id), or null.
+  pub image_id: Option<String>,
+  /// The wire state of the payload served (`WirePayloadState` name), or null.
+  pub state: Option<String>,
+  /// The HTTP status.
+  pub status: u32,
+  /// Body bytes sent (0 for HEAD and 204).
+  pub bytes: f64,
+  /// From the request's arrival to its response being ready, in milliseconds.
+  pub duration_ms: f64,
+  /// The client's IP address.
+  pub remote_address: Option<String>,
+}
+
+impl From<RequestLog> for PixstoreRequestLog {
+  fn from(entry: RequestLog) -> Self {
+    PixstoreRequestLog {
+      source: "endpoint".to_string(),
+      method: entry.method,
+      route: entry.route,
+      image_id: entry.image_id,
+      state: entry.state.map(|state| state.name().to_string()),
+      status: u32::from(entry.status),
+      bytes: entry.bytes as f64,
+      duration_ms: entry.duration.as_secs_f64() * 1000.0,
+      remote_address: entry.remote_address.map(|address| address.ip().to_string()),
+    }
+  }
+}
+
+/// A weak threadsafe function (it does not keep Node alive) that receives
+/// the queued entries, taken on the JS thread when it runs.
+type RequestLogCallback = ThreadsafeFunction<(), (), Vec<PixstoreRequestLog>, Status, false, true>;
+
+/// Sets (or with null removes) the function that receives the default
+/// endpoint's request log, in batches, on the JS thread. It must not throw
+/// (the JS layer wraps the user's logger): a throw here is an uncaught exception.
+#[napi(ts_args_type = "listener: ((entries: PixstoreRequestLog[]) => void) | null | undefined")]
+pub fn set_request_log_listener(
+  env: &Env,
+  listener: Option<Function<Vec<PixstoreRequestLog>, ()>>,
+) -> napi::Result<()> {
+  let backend = backend(env)?;
+  let Some(listener) = listener else {
+    backend.request_log().set_listener(None);
+    return Ok(());
+  };
+  let owner = Arc::downgrade(&backend);
+  let callback: RequestLogCallback = listener
+    .build_threadsafe_function::<()>()
+    .weak::<true>()
+    .build_callback(move |_| {
+      let entries = owner.upgrade().map(|backend| backend.request_log().take());
+      Ok(entries.unwrap_or_default().into_iter().map(Into::into).collect())
+    })?;
+  backend.request_log().set_listener(Some(Arc::new(move || {
+    callback.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+  })));
+  Ok(())
 }

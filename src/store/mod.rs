@@ -19,7 +19,7 @@ mod writer;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -150,6 +150,8 @@ impl PlainImage {
 /// What the writer thread needs besides its connection.
 #[derive(Debug, Clone)]
 pub struct WriterContext {
+  /// Jobs sent to the writer and not yet taken into a batch.
+  queued: Arc<AtomicUsize>,
   root: PathBuf,
   temp_dir: PathBuf,
   owner: String,
@@ -231,6 +233,7 @@ impl Store {
   fn open_with(location: StoreLocation, writable: bool) -> Result<Arc<Store>> {
     let owner = hex(&random_bytes::<8>()?);
     let ctx = WriterContext {
+      queued: Arc::new(AtomicUsize::new(0)),
       root: location.root.clone(),
       temp_dir: location.root.join(TEMP_DIR_NAME),
       owner,
@@ -346,7 +349,11 @@ impl Store {
       .map_err(|reason| Error::internal(format!("The Pixstore store is read-only: {reason}")))?;
     let jobs = writer.jobs.lock().map_err(|_| Error::internal("job queue poisoned"))?;
     let sender = jobs.as_ref().ok_or_else(Error::not_initialized)?;
-    sender.send(job).map_err(|_| Error::not_initialized())
+    self.ctx.queued.fetch_add(1, Ordering::Relaxed);
+    sender.send(job).map_err(|_| {
+      self.ctx.queued.fetch_sub(1, Ordering::Relaxed);
+      Error::not_initialized()
+    })
   }
 
   /// Reads an image file on the blocking pool (see [`PlainImage::read_file`]).
@@ -742,6 +749,10 @@ impl crate::backend::Backend for Store {
 
   fn read_only(&self) -> Option<&str> {
     Store::read_only(self)
+  }
+
+  fn writer_queue_depth(&self) -> usize {
+    self.ctx.queued.load(Ordering::Relaxed)
   }
 
   fn close(self: Arc<Self>) -> BoxFuture<'static, ()> {

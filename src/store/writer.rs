@@ -119,6 +119,7 @@ pub fn run(mut conn: Connection, ctx: WriterContext, jobs: Receiver<Job>, mut re
         Err(_) => break,
       }
     }
+    ctx.queued.fetch_sub(batch.len(), std::sync::atomic::Ordering::Relaxed);
     recovery_owed |= run_batch(&mut conn, &ctx, batch);
   }
   if recovery_owed {
