@@ -3,6 +3,8 @@
 // - 'pixstore': pixstore 3.2.1 from npm;
 // - 'pixstore-native': this package (local store);
 // - 'pixstore-native-keyed': the same with proofKeys (HMAC proofs);
+// - 'pixstore-native-uncached': the same with imageCacheBytes: 0 (every
+//   image read from its file, as before the cache);
 // - 'pixstore-native-remote': this package on PostgreSQL + S3 (the servers
 //   run.mjs started; their config comes in PIXSTORE_BENCH_REMOTE);
 // - 'limit': what the machine allows for the same work without a store —
@@ -64,6 +66,7 @@ export async function openLibrary(library, dir, { endpointPort, durability } = {
   const native = await import('pixstore-native/backend')
   const extra = { durability: durability ?? 'process' }
   if (library === 'pixstore-native-keyed') extra.proofKeys = [PROOF_KEY]
+  if (library === 'pixstore-native-uncached') extra.imageCacheBytes = 0
   if (library === 'pixstore-native-remote') {
     const remote = JSON.parse(process.env.PIXSTORE_BENCH_REMOTE)
     Object.assign(extra, remote, { proofKeys: [PROOF_KEY], objectStore: { ...remote.objectStore, url: `${remote.objectStore.url}/${dir.split('/').pop()}` } })

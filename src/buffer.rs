@@ -1,22 +1,79 @@
 //! Buffers holding one whole image. Up to [`MAPPED_FROM_BYTES`] a `Vec`;
-//! from there a private anonymous mapping of its own, unmapped when dropped,
-//! so its memory goes back to the system at once.
+//! from there a private anonymous mapping of its own. A freed mapping is kept
+//! for the next image of about its size while fewer than [`KEPT_BYTES`] are
+//! kept; beyond that it is unmapped, and its memory goes back to the system.
 //!
 //! Why: glibc serves a large `malloc` with its own mapping only until the
 //! first such block is freed; it then raises its threshold to that size (up to
 //! 32 MiB), and later multi-megabyte images come from arenas that rarely shrink.
 //! Measured on the benchmark machine (`rss-100x5m-32` in BENCHMARKS.md): the
 //! process RSS after 100 saves of a 5 MB image, 32 at a time, stayed at
-//! 100–166 MiB with `Vec`s and fell to 59 MiB with a fixed threshold.
+//! 100–166 MiB with `Vec`s and fell to 59 MiB with mappings unmapped at once.
+//! Unmapping every one made each copy fault its pages in again on the JS
+//! thread (event-loop p99 during 5 MB saves: 12–13 ms, against 2–8 ms when
+//! memory is reused); the kept ones bound that.
 
 use std::io::{self, Read};
 use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use memmap2::MmapMut;
 
 /// Buffers of at least this many bytes are mapped.
 pub const MAPPED_FROM_BYTES: usize = 1024 * 1024;
+
+/// Most bytes of freed mappings kept for reuse, per process.
+pub const KEPT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Freed mappings, for the next images of about their size.
+static KEPT: Mutex<Vec<MmapMut>> = Mutex::new(Vec::new());
+
+/// A mapping of at least `length` bytes: a kept one of up to a quarter more,
+/// or a new one.
+fn mapping(length: usize) -> io::Result<Mapping> {
+  let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+  let fits = kept
+    .iter()
+    .position(|map| map.len() >= length && map.len() - length <= length / 4);
+  let map = match fits {
+    Some(index) => kept.swap_remove(index),
+    None => {
+      drop(kept);
+      MmapMut::map_anon(length)?
+    }
+  };
+  Ok(Mapping(Some(map)))
+}
+
+/// A mapping that is kept for reuse, if there is room, when dropped.
+struct Mapping(Option<MmapMut>);
+
+impl Drop for Mapping {
+  fn drop(&mut self) {
+    let Some(map) = self.0.take() else { return };
+    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let total: usize = kept.iter().map(|map| map.len()).sum();
+    if total + map.len() <= KEPT_BYTES {
+      kept.push(map);
+    } else {
+      drop(kept);
+      drop(map);
+    }
+  }
+}
+
+impl AsRef<[u8]> for Mapping {
+  fn as_ref(&self) -> &[u8] {
+    self.0.as_deref().unwrap_or_default()
+  }
+}
+
+impl Mapping {
+  fn slice(&mut self) -> &mut [u8] {
+    self.0.as_deref_mut().unwrap_or_default()
+  }
+}
 
 /// The bytes of one image (plain or encrypted), behind `Deref<Target = [u8]>`.
 pub struct ImageBuffer {
@@ -26,7 +83,7 @@ pub struct ImageBuffer {
 
 enum Storage {
   Heap(Vec<u8>),
-  Mapped(MmapMut),
+  Mapped(Mapping),
 }
 
 impl ImageBuffer {
@@ -39,9 +96,10 @@ impl ImageBuffer {
       vec.extend_from_slice(bytes);
       return Ok(ImageBuffer::from(vec));
     }
-    let mut map = MmapMut::map_anon(length)?;
-    map[0] = prefix;
-    map[1..].copy_from_slice(bytes);
+    let mut map = mapping(length)?;
+    let target = &mut map.slice()[..length];
+    target[0] = prefix;
+    target[1..].copy_from_slice(bytes);
     Ok(ImageBuffer {
       storage: Storage::Mapped(map),
       length,
@@ -58,11 +116,12 @@ impl ImageBuffer {
       reader.read_to_end(&mut vec)?;
       return Ok(ImageBuffer::from(vec));
     }
-    let mut map = MmapMut::map_anon(length)?;
-    map[0] = prefix;
+    let mut map = mapping(length)?;
+    let target = &mut map.slice()[..length];
+    target[0] = prefix;
     let mut filled = 1;
     while filled < length {
-      match reader.read(&mut map[filled..]) {
+      match reader.read(&mut target[filled..]) {
         Ok(0) => break,
         Ok(read) => filled += read,
         Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -81,7 +140,7 @@ impl ImageBuffer {
     }
     // It grew while being read: everything into one buffer of the new size.
     let mut whole = Vec::with_capacity(length + rest.len());
-    whole.extend_from_slice(&map);
+    whole.extend_from_slice(target);
     whole.extend_from_slice(&rest);
     drop(map);
     ImageBuffer::with_prefix(whole[0], &whole[1..])
@@ -117,7 +176,7 @@ impl Deref for ImageBuffer {
   fn deref(&self) -> &[u8] {
     match &self.storage {
       Storage::Heap(vec) => vec,
-      Storage::Mapped(map) => &map[..self.length],
+      Storage::Mapped(map) => &map.as_ref()[..self.length],
     }
   }
 }
@@ -126,7 +185,7 @@ impl DerefMut for ImageBuffer {
   fn deref_mut(&mut self) -> &mut [u8] {
     match &mut self.storage {
       Storage::Heap(vec) => vec,
-      Storage::Mapped(map) => &mut map[..self.length],
+      Storage::Mapped(map) => &mut map.slice()[..self.length],
     }
   }
 }
@@ -171,6 +230,34 @@ mod tests {
     let buffer = ImageBuffer::read_with_prefix(1, &mut &small[..], 10).unwrap();
     assert!(!buffer.is_mapped());
     assert_eq!(&buffer[1..], &small[..]);
+  }
+
+  #[test]
+  fn a_freed_mapping_serves_the_next_image_of_about_its_size() {
+    // Sizes no other test uses (the kept mappings are shared by the process).
+    let length = (7 << 20) + 123;
+    let first = ImageBuffer::with_prefix(1, &pattern(length)).unwrap();
+    let address = first.as_ptr();
+    drop(first);
+    let shorter = pattern(length - 1000);
+    let second = ImageBuffer::read_with_prefix(2, &mut &shorter[..], length - 1000).unwrap();
+    assert_eq!(second.as_ptr(), address, "kept and reused");
+    assert_eq!(
+      second.len(),
+      shorter.len() + 1,
+      "only what was read, not the old bytes after it"
+    );
+    assert_eq!(&second[1..], &shorter[..]);
+    drop(second);
+    let much_smaller = ImageBuffer::with_prefix(3, &pattern(5 << 20)).unwrap();
+    assert_ne!(
+      much_smaller.as_ptr(),
+      address,
+      "a mapping far larger than needed is not taken"
+    );
+    let shared = ImageBuffer::with_prefix(4, &pattern(length)).unwrap().into_bytes();
+    assert_eq!(shared.as_ptr(), address, "shared bytes come from the kept mapping too");
+    assert_eq!(&shared[1..], &pattern(length)[..]);
   }
 
   #[test]
