@@ -100,6 +100,11 @@ test('saveImageFromFile, updateImage, updateImageFromFile, imageExists, deleteIm
   assert.equal(await backend.deleteImage(saved.id), false)
   assert.equal(backend.getImageRecord(saved.id), null)
   assert.equal(await backend.imageExists('neverexisted'), false)
+  if (!remote) {
+    // A file without a record exists too, as in pixstore (answered after a look at the disk).
+    writeFileSync(join(dir.path, 'images', 'fileonly.pixstore-image'), 'x')
+    assert.equal(await backend.imageExists('fileonly'), true)
+  }
 })
 
 test('updateImage of an unknown id is a PixstoreError with the reference message', async () => {

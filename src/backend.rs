@@ -109,6 +109,14 @@ pub trait Backend: Send + Sync + 'static {
   /// Whether an image's record or bytes exist.
   fn exists(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<bool>>;
 
+  /// `Some(true)` when a record of `id` is found as cheaply as by
+  /// [`Backend::record`] (no file, object or network access), so
+  /// `imageExists` can answer without leaving the JS thread; `None` when
+  /// only [`Backend::exists`] can tell. The default always says `None`.
+  fn exists_by_record(&self, _id: &str) -> Result<Option<bool>> {
+    Ok(None)
+  }
+
   /// The wire payload of `id` for a client holding `client_token`:
   /// `Success`, `Updated`, `NotFound`, or `InternalError` on any failure.
   fn wire_payload(self: Arc<Self>, id: String, client_token: Option<f64>) -> BoxFuture<'static, Vec<u8>>;

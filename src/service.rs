@@ -378,6 +378,18 @@ impl Pixstore {
     Ok(deleted)
   }
 
+  /// `imageExists` answered on the calling thread when a record is found as
+  /// cheaply as `getImageRecord` finds it (or the id could not have been
+  /// generated: false); `None` when [`Pixstore::image_exists`] must look
+  /// further (a file without a record, or a remote store).
+  pub fn image_exists_by_record(&self, id: &str) -> Result<Option<bool>> {
+    let active = self.active()?;
+    if !id::is_valid(id) {
+      return Ok(Some(false));
+    }
+    active.store.exists_by_record(id)
+  }
+
   /// `imageExists`: false for an id that could not have been generated.
   pub async fn image_exists(&self, id: String) -> Result<bool> {
     let active = self.active()?;

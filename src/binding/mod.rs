@@ -345,6 +345,12 @@ pub fn delete_image(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, bool>>
 #[napi(ts_return_type = "Promise<boolean>")]
 pub fn image_exists(env: &Env, id: String) -> napi::Result<PromiseRaw<'_, bool>> {
   let backend = backend(env)?;
+  // A found record answers at once (a point read, as getImageRecord makes on this thread).
+  match backend.image_exists_by_record(&id) {
+    Ok(Some(exists)) => return state(env)?.settler.settled(env, Ok(exists)),
+    Ok(None) => {}
+    Err(err) => return state(env)?.settler.settled(env, Err(to_js(err))),
+  }
   spawn(env, async move { backend.image_exists(id).await.map_err(to_js) })
 }
 

@@ -123,6 +123,28 @@ impl Settler {
     Ok(Settler { shared })
   }
 
+  /// A promise already settled with `outcome` (for answers found on the JS thread).
+  pub fn settled<'env, T: ToNapiValue>(
+    &self,
+    env: &'env Env,
+    outcome: napi::Result<T>,
+  ) -> napi::Result<PromiseRaw<'env, T>> {
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    unsafe {
+      napi::check_status!(sys::napi_create_promise(env.raw(), &mut deferred, &mut promise))?;
+      match outcome.and_then(|value| T::to_napi_value(env.raw(), value)) {
+        Ok(value) => napi::check_status!(sys::napi_resolve_deferred(env.raw(), deferred, value))?,
+        Err(err) => napi::check_status!(sys::napi_reject_deferred(
+          env.raw(),
+          deferred,
+          JsError::from(err).into_value(env.raw())
+        ))?,
+      }
+    }
+    Ok(PromiseRaw::new(env.raw(), promise))
+  }
+
   /// Runs `future` on the runtime and returns a promise of its outcome.
   pub fn spawn<'env, T, F>(&self, env: &'env Env, future: F) -> napi::Result<PromiseRaw<'env, T>>
   where

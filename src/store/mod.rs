@@ -694,6 +694,11 @@ impl crate::backend::Backend for Store {
     Box::pin(async move { Store::exists(&self, id).await })
   }
 
+  fn exists_by_record(&self, id: &str) -> Result<Option<bool>> {
+    let found = self.with_reader(|conn| Ok(db::record_token(conn, id)?.is_some()))?;
+    Ok(found.then_some(true))
+  }
+
   fn wire_payload(self: Arc<Self>, id: String, client_token: Option<f64>) -> BoxFuture<'static, Vec<u8>> {
     Box::pin(async move { Store::wire_payload(&self, id, client_token).await })
   }
