@@ -427,8 +427,11 @@ fn files_under(folder: &Path) -> Result<Vec<PathBuf>> {
 
 /// Stores every image under `folder` (recursively), with `prefix` as the
 /// `dir` of its id; non-images are skipped with the reason. Ids derive from
-/// each file's time and content ([`id::for_content`]), so a second run after
-/// an interruption finds what the first stored and does not store it twice.
+/// each file's time, its path within `folder` and its content
+/// ([`id::for_content`]), so a second run after an interruption finds what the
+/// first stored and does not store it twice, while two files of the same bytes
+/// and time (copies of one placeholder, a tar's second-resolution times) are
+/// two images.
 pub async fn import(
   backend: Arc<dyn Backend>,
   folder: &Path,
@@ -438,6 +441,7 @@ pub async fn import(
   control: &Control,
 ) -> Result<ImportReport> {
   let prefix = id::prefix_for(prefix.as_deref())?;
+  let root = Arc::new(folder.to_owned());
   let folder = folder.to_owned();
   let files = blocking(move || files_under(&folder)).await?;
   let total = files.len() as u64;
@@ -445,13 +449,14 @@ pub async fn import(
   let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
   control.progress("files", 0, Some(total));
   let tasks = files.into_iter().map(|path| {
-    let (backend, report, rules, prefix, done, control) = (
+    let (backend, report, rules, prefix, done, control, root) = (
       Arc::clone(&backend),
       Arc::clone(&report),
       rules.clone(),
       prefix.clone(),
       Arc::clone(&done),
       control.clone(),
+      Arc::clone(&root),
     );
     async move {
       if control.cancelled() {
@@ -461,10 +466,16 @@ pub async fn import(
       let outcome: Result<std::result::Result<String, String>> = async {
         let file_rules = rules.clone();
         let read_path = path.clone();
+        let root = root.clone();
         let loaded = blocking(move || {
           let modified = std::fs::metadata(&read_path)?.modified()?;
           let image = PlainImage::read_file(&read_path, &file_rules)?;
-          let digest = Sha256::digest(image.bytes());
+          let within = read_path.strip_prefix(&*root).unwrap_or(&read_path);
+          let digest = Sha256::new()
+            .chain_update(within.as_os_str().as_encoded_bytes())
+            .chain_update([0])
+            .chain_update(image.bytes())
+            .finalize();
           let time = modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
           Ok((image, digest, time))
         })

@@ -83,8 +83,9 @@ pub fn generate(prefix: Option<&str>, now_ms: u64) -> Result<String> {
 
 /// The id an imported file gets: pixstore's shape (`<base36 time><8 base36
 /// chars>`), with the time of the file and the 8 characters drawn from a
-/// digest of its content instead of at random, so importing the same file
-/// again names the same id (and finds it already there).
+/// digest (of its path within the imported folder and its content) instead of
+/// at random, so importing the same file again names the same id (and finds
+/// it already there).
 pub fn for_content(prefix: Option<&str>, time_ms: u64, digest: &[u8]) -> String {
   let tail: String = digest
     .iter()
