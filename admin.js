@@ -29,13 +29,14 @@ async function run(command, configs, options = {}) {
   const cancel = () => native.adminCancel(runId)
   signal?.addEventListener('abort', cancel, { once: true })
   try {
-    return await native.adminRun(command, configs, rest, runId, (progress) => {
+    const report = await native.adminRun(command, configs, rest, runId, (progress) => {
       try {
         onProgress?.(progress)
       } catch {
         // A failing progress callback must not stop the operation.
       }
     })
+    return JSON.parse(report)
   } catch (error) {
     throw fromNative(error)
   } finally {

@@ -15,12 +15,19 @@ pub const DEFAULT_IMAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// The largest share of the cache one image may take.
 const LARGEST_ENTRY_SHARE: u64 = 8;
 
+/// What an entry costs beyond its key and image bytes: the two heap
+/// allocations with their headers, the `String` and `Bytes` handles and the
+/// cache's slot. Measured here (x86-64 glibc): 222 bytes of anonymous memory
+/// per entry for 113 bytes of key and image, over 400,000 entries. Without it
+/// a cache of tiny images held twice the memory `imageCacheBytes` allows.
+const ENTRY_OVERHEAD: u64 = 112;
+
 #[derive(Clone)]
 struct ByteWeighter;
 
 impl Weighter<String, Bytes> for ByteWeighter {
   fn weight(&self, key: &String, value: &Bytes) -> u64 {
-    (key.len() + value.len()) as u64
+    (key.len() + value.len()) as u64 + ENTRY_OVERHEAD
   }
 }
 
@@ -89,6 +96,15 @@ mod tests {
     }
     let kept = (0..200).filter(|n| cache.get(&format!("id{n}"), "t").is_some()).count();
     assert!(kept < 70, "bounded by bytes: {kept} entries of 1000 bytes in 64 KiB");
+    let tiny = ImageCache::new(64 * 1024);
+    for n in 0..2000 {
+      tiny.insert(&format!("id{n}"), "t", || Bytes::from_static(b"x"), 1);
+    }
+    let kept = (0..2000).filter(|n| tiny.get(&format!("id{n}"), "t").is_some()).count();
+    assert!(
+      kept * 112 <= 64 * 1024,
+      "what an entry costs beyond its bytes counts: {kept} tiny entries in 64 KiB"
+    );
     let off = ImageCache::new(0);
     off.insert("a", "t", || Bytes::from_static(b"x"), 1);
     assert_eq!(off.get("a", "t"), None);
