@@ -30,6 +30,12 @@ export declare function closePixstoreBackend(): Promise<void>
 export declare function getImageRecord(id: string): ImageRecord | null
 
 /**
+ * The image record as the database has it now (with `databaseUrl`, asked of PostgreSQL
+ * rather than the in-process replica), or null. Off the JS thread.
+ */
+export declare function getImageRecordAsync(id: string): Promise<ImageRecord | null>
+
+/**
  * Encrypts and stores a new image; `dir` prefixes its id (`dir:key`). The bytes are
  * copied before this returns: the buffer may be reused, changed or freed at once.
  */

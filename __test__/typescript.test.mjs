@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { rmSync, writeFileSync } from 'node:fs'
 
 const require = createRequire(import.meta.url)
 const tsc = require.resolve('typescript/bin/tsc')
@@ -37,4 +38,23 @@ test('a wrong argument type is a compile error', () => {
   })
   assert.notEqual(result.status, 0)
   assert.match(result.stdout, /wrong\.mts.*error TS2345/s)
+})
+
+test('every value an entry point exports at run time is declared in its types', async () => {
+  const { exports } = require('../package.json')
+  const lines = []
+  for (const entry of Object.keys(exports).filter((entry) => entry !== './package.json')) {
+    const specifier = entry === '.' ? 'pixstore-native' : `pixstore-native/${entry.slice(2)}`
+    const names = Object.keys(await import(specifier)).filter((name) => name !== 'default' && name !== 'module.exports')
+    if (names.length === 0) continue
+    const alias = `m${lines.length}`
+    lines.push(`import * as ${alias} from '${specifier}'`, ...names.map((name) => `void ${alias}.${name}`))
+  }
+  const file = `${consumerDir}exports-${process.pid}.mts`
+  writeFileSync(file, lines.join('\n') + '\n')
+  try {
+    compile(['--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022'], [file])
+  } finally {
+    rmSync(file)
+  }
 })
