@@ -14,17 +14,27 @@ export interface AdminProgress {
 export interface AdminOptions {
   /** Called with the progress (errors it throws are ignored). */
   onProgress?: (progress: AdminProgress) => void
-  /** Stops the operation after the items in progress; it then resolves with `interrupted: true`. */
+  /**
+   * Stops the operation after the items in progress; it then resolves with `interrupted: true`.
+   * A signal already aborted when the call is made rejects it with the signal's reason (as
+   * `fetch` does), before any store is opened.
+   */
   signal?: AbortSignal
 }
 
 /** What verify found wrong. */
 export interface StoreProblem {
-  kind: 'missing-file' | 'corrupt-file' | 'orphan-file' | 'temp-file' | 'unfinished-write'
+  /**
+   * SPEC's five kinds, and `unreadable-record`: a record whose meta cannot be read (not JSON,
+   * or its key wrapped under a master key not in `masterKeys`), so its image cannot be checked.
+   */
+  kind: 'missing-file' | 'corrupt-file' | 'orphan-file' | 'temp-file' | 'unfinished-write' | 'unreadable-record'
   /** The image id, when there is one. */
   id?: string
   /** The file path or object key, when there is one. */
   path?: string
+  /** Why the record cannot be read (`unreadable-record` only). */
+  reason?: string
   /** Whether `repair` fixed it. */
   repaired: boolean
 }
@@ -42,7 +52,7 @@ export interface StatsReport {
   images: number
   /** Bytes of the original images. */
   bytes: number
-  /** Images per format (`'missing'` for records without an image). */
+  /** Images per format (`'missing'` for records without an image, `'unreadable'` for records whose meta cannot be read). */
   formats: Record<string, number>
   /** Images per id prefix (`''` for ids without one). */
   prefixes: Record<string, number>
@@ -89,15 +99,27 @@ type StoreConfig = Partial<PixstoreBackendConfig>
 export declare function verifyStore(config: StoreConfig, options?: AdminOptions & { repair?: boolean }): Promise<VerifyReport>
 /** Counts images, their bytes, formats and id prefixes. */
 export declare function storeStats(config: StoreConfig, options?: AdminOptions): Promise<StatsReport>
-/** Decrypts every image into `folder`, named after its id with its format's extension. */
+/**
+ * Decrypts every image into `folder`, named after its id with its format's extension. Rejects
+ * with an Error naming the path, before any store is opened, when `folder` exists and is not a
+ * folder (a missing one is created).
+ */
 export declare function exportStore(config: StoreConfig, folder: string, options?: AdminOptions): Promise<ExportReport>
-/** Stores every image under `folder`, recursively; re-running does not import twice. */
+/**
+ * Stores every image under `folder`, recursively; re-running does not import twice. Rejects
+ * with an Error naming the path, before any store is opened, when `folder` does not exist or is
+ * not a folder.
+ */
 export declare function importFolder(
   config: StoreConfig,
   folder: string,
   options?: AdminOptions & { dir?: string; concurrency?: number },
 ): Promise<ImportReport>
-/** Copies every record and image from `from` to `to` as they are; resumable; the source is only read. */
+/**
+ * Copies every record and image from `from` to `to` as they are; resumable; the source is only
+ * read. Rejects, before opening either, when `to` keeps its images where `from` does (the same
+ * folder or bucket prefix, or one inside the other) or its records in the same database.
+ */
 export declare function migrateStore(from: StoreConfig, to: StoreConfig, options?: AdminOptions): Promise<MigrateReport>
 /**
  * Rewraps every record's stored key under `config.masterKeys[0]` (a plain store is wrapped

@@ -4,6 +4,8 @@
 // Each opens the store(s) its configuration names, apart from any backend the
 // app runs, does its work off the JS thread and resolves with its report.
 
+const { statSync } = require('node:fs')
+const { resolve } = require('node:path')
 const native = require('./index.js')
 const { fromNative } = require('./lib/errors.js')
 
@@ -18,6 +20,22 @@ function requireConfig(config, what = 'config') {
 
 function requireFolder(folder) {
   if (typeof folder !== 'string' || folder === '') throw new TypeError('folder must be a non-empty string')
+  return folder
+}
+
+/**
+ * Checked before any store is opened (so nothing is created for a bad path): the folder to
+ * import must be a folder; the one to export into a folder or nothing yet (then created).
+ */
+function checkFolder(folder, { mustExist }) {
+  let stats
+  try {
+    stats = statSync(folder)
+  } catch (error) {
+    if (error.code === 'ENOENT' && !mustExist) return folder
+    throw new Error(`${resolve(folder)} ${error.code === 'ENOENT' ? 'does not exist' : `cannot be read (${error.code})`}`)
+  }
+  if (!stats.isDirectory()) throw new Error(`${resolve(folder)} is not a folder`)
   return folder
 }
 
@@ -60,7 +78,8 @@ async function storeStats(config, options = {}) {
 
 /** Decrypts every image into `folder`, as `<id>.<ext>` (`<dir>/<key>.<ext>` for prefixed ids). */
 async function exportStore(config, folder, options = {}) {
-  return run('export', [requireConfig(config)], { ...options, folder: requireFolder(folder) })
+  const target = checkFolder(requireFolder(folder), { mustExist: false })
+  return run('export', [requireConfig(config)], { ...options, folder: target })
 }
 
 /** Stores every image under `folder` (recursively); non-images are skipped with the reason. */
@@ -69,7 +88,8 @@ async function importFolder(config, folder, { dir, concurrency, ...options } = {
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 256)) {
     throw new TypeError('concurrency must be an integer between 1 and 256')
   }
-  return run('import', [requireConfig(config)], { ...options, folder: requireFolder(folder), dir, concurrency })
+  const source = checkFolder(requireFolder(folder), { mustExist: true })
+  return run('import', [requireConfig(config)], { ...options, folder: source, dir, concurrency })
 }
 
 /** Copies every record and image from one store to another, as they are; the source is only read. */

@@ -47,12 +47,21 @@ async function served(record) {
   return sha256((await openPayload(payload, record)).bytes)
 }
 
-function rekey(config, ...args) {
-  const file = join(dir.path, `rekey-${Math.random().toString(36).slice(2)}.json`)
+/** Writes a config to a file of its own; returns its path. */
+function configFile(config) {
+  const file = join(dir.path, `config-${Math.random().toString(36).slice(2)}.json`)
   writeFileSync(file, JSON.stringify(config))
-  const run = spawnSync(process.execPath, [cli, '--config', file, '--json', 'rekey', ...args], { encoding: 'utf8' })
+  return file
+}
+
+/** Runs `pixstore-native --json <args>`; `config` (when given) as `--config`. */
+function command(config, ...args) {
+  const store = config ? ['--config', configFile(config)] : []
+  const run = spawnSync(process.execPath, [cli, ...store, '--json', ...args], { encoding: 'utf8' })
   return { status: run.status, report: run.stdout ? JSON.parse(run.stdout) : null, stderr: run.stderr }
 }
+
+const rekey = (config, ...args) => command(config, 'rekey', ...args)
 
 test('with masterKeys the database holds none of the image keys, and a copy without the master key decrypts nothing', async () => {
   const proofKeys = ['a proof key for this test only, long enough']
@@ -105,6 +114,50 @@ test('keys rotate: [A] → [B, A] → rekey → [B]; a store with only A can no 
   backend.initPixstoreBackend(store('rotate', [keyA]))
   assert.throws(() => backend.getImageRecord(records[0].id), /not in masterKeys/)
   await backend.closePixstoreBackend()
+})
+
+test('records that cannot be read (a key under a master key not listed, meta that is not JSON) are reported one by one: verify, stats, export, migrate and rekey go on with the rest', async () => {
+  backend.initPixstoreBackend(store('mixed', [keyA]))
+  const underA = await backend.saveImage(makePng(3, 3, 1))
+  backend.initPixstoreBackend({ masterKeys: [keyB] })
+  const underB = []
+  for (let n = 2; n < 6; n++) underB.push(await backend.saveImage(makePng(3, 3, n), 'pets'))
+  await backend.closePixstoreBackend()
+  const damaged = underB[0].id
+  execFileSync(process.execPath, ['-e', `
+    const Database = require('better-sqlite3')
+    const db = new Database(${JSON.stringify(join(dir.path, 'mixed', 'store.sqlite'))})
+    db.prepare("UPDATE image_records SET meta = 'not json' WHERE id = ?").run(${JSON.stringify(damaged)})
+    db.close()
+  `], { cwd: new URL('.', import.meta.url) })
+  const config = store('mixed', [keyB])
+  const unreadable = [underA.id, damaged].sort()
+  const readable = underB.slice(1).map((record) => record.id).sort()
+
+  const verify = command(config, 'verify')
+  assert.equal(verify.status, 1)
+  assert.equal(verify.report.records, 5)
+  assert.deepEqual(verify.report.problems.map((problem) => [problem.kind, problem.id]).sort(), unreadable.map((id) => ['unreadable-record', id]))
+  assert.match(verify.report.problems.find((problem) => problem.id === underA.id).reason, /not in masterKeys/)
+
+  const stats = command(config, 'stats')
+  assert.equal(stats.report.images, 5)
+  assert.deepEqual(stats.report.formats, { png: 3, unreadable: 2 })
+
+  const exported = command(config, 'export', join(dir.path, 'mixed-out'))
+  assert.equal(exported.status, 1)
+  assert.deepEqual(exported.report.exported.map((item) => item.id).sort(), readable)
+  assert.deepEqual(exported.report.failed.map((item) => item.id).sort(), unreadable)
+
+  const migrated = command(null, 'migrate', '--from', configFile(config), '--to', configFile(store('mixed-copy', [keyB])))
+  assert.equal(migrated.status, 1)
+  assert.equal(migrated.report.migrated, 3)
+  assert.deepEqual(migrated.report.failed.map((item) => item.id).sort(), unreadable)
+
+  const rekeyed = rekey(config)
+  assert.equal(rekeyed.status, 1)
+  assert.deepEqual([rekeyed.report.rekeyed, rekeyed.report.skipped], [0, 3])
+  assert.deepEqual(rekeyed.report.failed.map((item) => item.id).sort(), unreadable)
 })
 
 test('rekey wraps a store pixstore 3.2.1 wrote, and --unwrap makes it readable by pixstore again', async () => {

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir, makePng, fixturesDir, sha256 } from './helpers.mjs'
 
@@ -229,4 +229,66 @@ test('exit status 2 for bad usage, with a message', () => {
   assert.equal(invalid.status, 2)
   assert.match(invalid.stderr, /imageFormats must be/)
   assert.equal(readdirSync(dir.path).includes('undefined'), false)
+})
+
+test('paths that cannot be used are bad usage (exit 2) naming the path, before any store is opened', () => {
+  const config = storeOf('paths')
+  const aFile = join(dir.path, 'a-file.png')
+  writeFileSync(aFile, makePng(2, 2, 1))
+  const cases = [
+    [['import', join(dir.path, 'no-such-folder')], /no-such-folder does not exist/],
+    [['import', aFile], /a-file\.png is not a folder/],
+    [['export', aFile], /a-file\.png is not a folder/],
+  ]
+  for (const [args, message] of cases) {
+    const result = run(config, ...args)
+    assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`)
+    assert.match(result.stderr, message)
+  }
+  assert.equal(existsSync(join(dir.path, 'paths')), false, 'no store was created')
+})
+
+test('import lists what it passes over: links to folders (not followed), FIFOs, device links, broken links', () => {
+  const source = join(dir.path, 'special-files')
+  mkdirSync(join(source, 'sub'), { recursive: true })
+  writeFileSync(join(source, 'real.png'), makePng(4, 4, 3))
+  symlinkSync(join(source, 'real.png'), join(source, 'link.png'))
+  symlinkSync(source, join(source, 'sub', 'loop'))
+  symlinkSync('/dev/zero', join(source, 'zero.png'))
+  symlinkSync(join(source, 'gone.png'), join(source, 'broken.png'))
+  execFileSync('mkfifo', [join(source, 'pipe.png')])
+  const result = run(storeOf('specials'), 'import', source)
+  assert.equal(result.status, 0, result.stderr)
+  assert.deepEqual(result.report.imported.map((item) => item.path).sort(), [join(source, 'link.png'), join(source, 'real.png')])
+  const reasons = Object.fromEntries(result.report.skipped.map((item) => [item.path.slice(source.length + 1), item.reason]))
+  assert.equal(reasons['sub/loop'], 'link to a folder, not followed')
+  assert.equal(reasons['zero.png'], 'not a regular file')
+  assert.equal(reasons['pipe.png'], 'not a regular file')
+  assert.match(reasons['broken.png'], /^broken link/)
+  assert.equal(Object.keys(reasons).length, 4)
+})
+
+test('migrate refuses a destination that shares the source\'s image folder (or one inside it) or its database', () => {
+  const source = storeOf('shared-src')
+  run(source, 'import', join(fixturesDir))
+  const file = (config) => {
+    const path = join(dir.path, `migrate-${Math.random().toString(36).slice(2)}.json`)
+    writeFileSync(path, JSON.stringify(config))
+    return path
+  }
+  const destinations = [
+    [{ ...source, databasePath: join(dir.path, 'shared-dst.sqlite') }, /keeps its images where the source does/],
+    [{ ...source, databasePath: join(dir.path, 'shared-dst2.sqlite'), imageRootDir: join(source.imageRootDir, 'inner') }, /keeps its images where the source does/],
+    [{ ...source, imageRootDir: join(dir.path, 'shared-dst-images', '..', 'shared-src', 'images') }, /keeps its images where the source does/],
+    [{ ...source, imageRootDir: join(dir.path, 'shared-dst-images') }, /keeps its records where the source does/],
+  ]
+  for (const [destination, message] of destinations) {
+    const result = spawnSync(process.execPath, [cli, '--json', 'migrate', '--from', file(source), '--to', file(destination)], { encoding: 'utf8' })
+    assert.equal(result.status, 2, result.stderr)
+    assert.match(result.stderr, message)
+  }
+  assert.equal(existsSync(join(dir.path, 'shared-dst.sqlite')), false)
+  const fine = spawnSync(process.execPath, [cli, '--json', 'migrate', '--from', file(source), '--to', file(storeOf('shared-dst'))], { encoding: 'utf8' })
+  assert.equal(fine.status, 0, fine.stderr)
+  assert.ok(JSON.parse(fine.stdout).migrated > 0)
 })

@@ -107,6 +107,7 @@ test('init refuses an unreachable database, a missing bucket and wrong credentia
     [{ databaseUrl: 'mysql://nope' }, /^databaseUrl must be a postgres:\/\/ URL/],
     [{ objectStore: { url: 'http://bucket' } }, /^objectStore.url must be s3:\/\/bucket/],
     [{ objectStore: { url: 's3://b', colour: 'red' } }, /^objectStore.colour is not an objectStore option$/],
+    [{ objectStore: { ...remoteConfig().objectStore, allowHttp: false } }, /is plain HTTP; set objectStore.allowHttp: true/],
   ]) {
     const started = Date.now()
     assert.throws(() => backend.initPixstoreBackend(config), (err) => !(err.name === 'PixstoreError') && message.test(err.message))

@@ -164,7 +164,7 @@ function program() {
         summary: (report) => [
           `${report.records} records, ${report.files} image files; ${report.problems.length} problem(s)${report.interrupted ? ' (interrupted)' : ''}`,
           ...report.problems.map((problem) =>
-            [problem.kind, problem.id ?? '-', problem.path ?? '-', problem.repaired ? 'repaired' : ''].join('\t').trimEnd()),
+            [problem.kind, problem.id ?? '-', problem.path ?? '-', problem.repaired ? 'repaired' : (problem.reason ?? '')].join('\t').trimEnd()),
         ],
       })
     })

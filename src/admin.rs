@@ -19,7 +19,7 @@ use crate::backend::{Backend, ImageCheck, Problem, ProblemKind};
 use crate::crypto::{open, peek_first_byte};
 use crate::error::{Error, Result};
 use crate::id;
-use crate::store::{blocking, ImageRules, PlainImage, StoredRecord};
+use crate::store::{blocking, ImageRules, Listed, PlainImage};
 
 /// Records read at once when walking a store.
 const PAGE: usize = 256;
@@ -82,7 +82,9 @@ fn parallelism() -> usize {
 }
 
 /// Walks every record page by page, running `visit` on up to `parallelism`
-/// records at once; stops early when cancelled. Returns whether it was.
+/// records at once (a record whose meta cannot be read is visited too, as
+/// [`Unreadable`](crate::store::Unreadable)); stops early when cancelled.
+/// Returns whether it was.
 async fn each_record<F, Fut>(
   backend: &Arc<dyn Backend>,
   control: &Control,
@@ -90,7 +92,7 @@ async fn each_record<F, Fut>(
   visit: F,
 ) -> Result<bool>
 where
-  F: Fn(StoredRecord) -> Fut,
+  F: Fn(Listed) -> Fut,
   Fut: std::future::Future<Output = Result<()>>,
 {
   let total = Arc::clone(backend).count().await?;
@@ -103,7 +105,10 @@ where
     }
     let page = Arc::clone(backend).records_after(after.clone(), PAGE).await?;
     let Some(last) = page.last() else { break };
-    after = last.id.clone();
+    after = match last {
+      Ok(record) => record.id.clone(),
+      Err(unreadable) => unreadable.id.clone(),
+    };
     let count = page.len();
     // Records not started when a cancellation arrives are left for another run.
     let started = std::sync::atomic::AtomicU64::new(0);
@@ -146,10 +151,16 @@ pub struct VerifyReport {
   pub interrupted: bool,
 }
 
+/// The problem kind of a record whose meta cannot be read (not JSON, or its
+/// key wrapped under a master key not in `masterKeys`): its image cannot be
+/// checked. Not one of SPEC's five kinds, which all assume a readable record.
+const UNREADABLE_RECORD: &str = "unreadable-record";
+
 /// A problem as reported.
 #[derive(Debug, Serialize)]
 pub struct ProblemReport {
-  /// `missing-file`, `corrupt-file`, `orphan-file`, `temp-file` or `unfinished-write`.
+  /// `missing-file`, `corrupt-file`, `orphan-file`, `temp-file`,
+  /// `unfinished-write` or `unreadable-record`.
   pub kind: &'static str,
   /// The image id.
   #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +168,9 @@ pub struct ProblemReport {
   /// The file or object key.
   #[serde(skip_serializing_if = "Option::is_none")]
   pub path: Option<String>,
+  /// Why the record cannot be read (`unreadable-record` only).
+  #[serde(skip_serializing_if = "Option::is_none")]
+  pub reason: Option<String>,
   /// Whether `--repair` fixed it.
   pub repaired: bool,
 }
@@ -167,6 +181,7 @@ impl From<Problem> for ProblemReport {
       kind: problem.kind.name(),
       id: problem.id,
       path: problem.path,
+      reason: None,
       repaired: problem.repaired,
     }
   }
@@ -177,9 +192,24 @@ impl From<Problem> for ProblemReport {
 /// unfinished writes), repaired when asked.
 pub async fn verify(backend: Arc<dyn Backend>, repair: bool, control: &Control) -> Result<VerifyReport> {
   let report = Arc::new(Mutex::new(VerifyReport::default()));
-  let interrupted = each_record(&backend, control, "records", |record| {
+  let interrupted = each_record(&backend, control, "records", |listed| {
     let (backend, report) = (Arc::clone(&backend), Arc::clone(&report));
     async move {
+      let record = match listed {
+        Ok(record) => record,
+        Err(unreadable) => {
+          let mut report = report.lock().expect("report lock");
+          report.records += 1;
+          report.problems.push(ProblemReport {
+            kind: UNREADABLE_RECORD,
+            id: Some(unreadable.id),
+            path: None,
+            reason: Some(unreadable.reason),
+            repaired: false,
+          });
+          return Ok(());
+        }
+      };
       let path = backend.image_path(&record);
       let check = Arc::clone(&backend).check_image(record.clone()).await?;
       let mut report = report.lock().expect("report lock");
@@ -200,6 +230,7 @@ pub async fn verify(backend: Arc<dyn Backend>, repair: bool, control: &Control) 
         kind: kind.name(),
         id: Some(record.id),
         path: Some(path),
+        reason: None,
         repaired: false,
       });
       Ok(())
@@ -234,17 +265,28 @@ pub struct StatsReport {
   pub interrupted: bool,
 }
 
+/// The format `stats` counts a record under when its meta cannot be read.
+const UNREADABLE_FORMAT: &str = "unreadable";
+
 /// Counts images, their bytes, formats (read from the encrypted format byte
-/// alone, see [`peek_first_byte`]) and id prefixes.
+/// alone, see [`peek_first_byte`]; `missing` for a record without its image,
+/// `unreadable` for one whose meta cannot be read) and id prefixes.
 pub async fn stats(backend: Arc<dyn Backend>, formats: &[String], control: &Control) -> Result<StatsReport> {
   let report = Arc::new(Mutex::new(StatsReport::default()));
   let formats = Arc::new(formats.to_vec());
-  let interrupted = each_record(&backend, control, "records", |record| {
+  let interrupted = each_record(&backend, control, "records", |listed| {
     let (backend, report, formats) = (Arc::clone(&backend), Arc::clone(&report), Arc::clone(&formats));
     async move {
-      let peeked = Arc::clone(&backend).peek_image(record.clone()).await?;
+      let (id, peeked) = match listed {
+        Ok(record) => (
+          record.id.clone(),
+          Some((Arc::clone(&backend).peek_image(record.clone()).await?, record)),
+        ),
+        Err(unreadable) => (unreadable.id, None),
+      };
       let (size, format) = match peeked {
-        Some((size, first)) if size > 0 => {
+        None => (0, UNREADABLE_FORMAT.into()),
+        Some((Some((size, first)), record)) if size > 0 => {
           let byte = peek_first_byte(first, &record.meta)?;
           let format = formats
             .get((byte as usize).wrapping_sub(1))
@@ -252,9 +294,9 @@ pub async fn stats(backend: Arc<dyn Backend>, formats: &[String], control: &Cont
             .unwrap_or_else(|| "unknown".into());
           (size - 1, format)
         }
-        _ => (0, "missing".into()),
+        Some(_) => (0, "missing".into()),
       };
-      let prefix = record.id.split_once(':').map_or("", |(prefix, _)| prefix).to_string();
+      let prefix = id.split_once(':').map_or("", |(prefix, _)| prefix).to_string();
       let mut report = report.lock().expect("report lock");
       report.images += 1;
       report.bytes += size;
@@ -321,7 +363,7 @@ pub async fn export(
   std::fs::create_dir_all(folder)?;
   let report = Arc::new(Mutex::new(ExportReport::default()));
   let formats = Arc::new(formats.to_vec());
-  let interrupted = each_record(&backend, control, "records", |record| {
+  let interrupted = each_record(&backend, control, "records", |listed| {
     let (backend, report, formats, folder) = (
       Arc::clone(&backend),
       Arc::clone(&report),
@@ -329,7 +371,16 @@ pub async fn export(
       folder.to_owned(),
     );
     async move {
-      let id = record.id.clone();
+      let id = match listed {
+        Ok(record) => record.id,
+        Err(unreadable) => {
+          report.lock().expect("report lock").failed.push(Failed {
+            id: unreadable.id,
+            reason: unreadable.reason,
+          });
+          return Ok(());
+        }
+      };
       let outcome: Result<PathBuf> = async {
         let Some((record, ciphertext)) = Arc::clone(&backend).read_image(id.clone()).await? else {
           return Err(Error::pixstore("the record is gone"));
@@ -404,25 +455,61 @@ pub struct ImportReport {
   pub interrupted: bool,
 }
 
-/// Every file under `folder`, recursively, in name order (symbolic links to
-/// folders are not followed).
-fn files_under(folder: &Path) -> Result<Vec<PathBuf>> {
-  let mut found = Vec::new();
+/// Every regular file under `folder`, recursively, in name order (a symbolic
+/// link to a file counts as one), and every entry passed over, with the reason:
+/// symbolic links to folders (not followed: they can loop), FIFOs, sockets and
+/// devices (reading them could block or never end), folders that cannot be read.
+/// An error only when `folder` itself cannot be read.
+fn files_under(folder: &Path) -> Result<(Vec<PathBuf>, Vec<Skipped>)> {
+  let (mut found, mut passed) = (Vec::new(), Vec::new());
   let mut pending = vec![folder.to_owned()];
+  let skip = |path: PathBuf, reason: String| Skipped {
+    path: path.display().to_string(),
+    reason,
+  };
   while let Some(dir) = pending.pop() {
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<std::io::Result<_>>()?;
+    let listed = std::fs::read_dir(&dir).and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>());
+    let mut entries = match listed {
+      Ok(entries) => entries,
+      Err(err) if dir == folder => {
+        return Err(Error::pixstore(format!(
+          "cannot read the folder {}: {err}",
+          dir.display()
+        )))
+      }
+      Err(err) => {
+        passed.push(skip(dir, format!("failed: the folder cannot be read: {err}")));
+        continue;
+      }
+    };
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
-      let kind = entry.file_type()?;
+      let path = entry.path();
+      let kind = match entry.file_type() {
+        Ok(kind) => kind,
+        Err(err) => {
+          passed.push(skip(path, format!("failed: cannot be read: {err}")));
+          continue;
+        }
+      };
       if kind.is_dir() {
-        pending.push(entry.path());
-      } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
-        found.push(entry.path());
+        pending.push(path);
+      } else if kind.is_file() {
+        found.push(path);
+      } else if kind.is_symlink() {
+        match std::fs::metadata(&path) {
+          Ok(target) if target.is_file() => found.push(path),
+          Ok(target) if target.is_dir() => passed.push(skip(path, "link to a folder, not followed".into())),
+          Ok(_) => passed.push(skip(path, "not a regular file".into())),
+          Err(err) => passed.push(skip(path, format!("broken link: {err}"))),
+        }
+      } else {
+        passed.push(skip(path, "not a regular file".into()));
       }
     }
   }
   found.sort();
-  Ok(found)
+  Ok((found, passed))
 }
 
 /// Stores every image under `folder` (recursively), with `prefix` as the
@@ -443,9 +530,12 @@ pub async fn import(
   let prefix = id::prefix_for(prefix.as_deref())?;
   let root = Arc::new(folder.to_owned());
   let folder = folder.to_owned();
-  let files = blocking(move || files_under(&folder)).await?;
+  let (files, passed) = blocking(move || files_under(&folder)).await?;
   let total = files.len() as u64;
-  let report = Arc::new(Mutex::new(ImportReport::default()));
+  let report = Arc::new(Mutex::new(ImportReport {
+    skipped: passed,
+    ..ImportReport::default()
+  }));
   let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
   control.progress("files", 0, Some(total));
   let tasks = files.into_iter().map(|path| {
@@ -550,10 +640,19 @@ pub struct MigrateReport {
 /// skipped, so a second run resumes an interrupted one.
 pub async fn migrate(from: Arc<dyn Backend>, to: Arc<dyn Backend>, control: &Control) -> Result<MigrateReport> {
   let report = Arc::new(Mutex::new(MigrateReport::default()));
-  let interrupted = each_record(&from, control, "records", |record| {
+  let interrupted = each_record(&from, control, "records", |listed| {
     let (from, to, report) = (Arc::clone(&from), Arc::clone(&to), Arc::clone(&report));
     async move {
-      let id = record.id.clone();
+      let id = match listed {
+        Ok(record) => record.id,
+        Err(unreadable) => {
+          report.lock().expect("report lock").failed.push(Failed {
+            id: unreadable.id,
+            reason: unreadable.reason,
+          });
+          return Ok(());
+        }
+      };
       let outcome: Result<bool> = async {
         let Some((record, ciphertext)) = Arc::clone(&from).read_image(id.clone()).await? else {
           return Err(Error::pixstore("the record is gone"));
@@ -604,16 +703,21 @@ pub struct RekeyReport {
 /// is rewritten. Resumable: what is done already is skipped.
 pub async fn rekey(backend: Arc<dyn Backend>, unwrap: bool, control: &Control) -> Result<RekeyReport> {
   let report = Arc::new(Mutex::new(RekeyReport::default()));
-  let interrupted = each_record(&backend, control, "records", |record| {
+  let interrupted = each_record(&backend, control, "records", |listed| {
     let (backend, report) = (Arc::clone(&backend), Arc::clone(&report));
     async move {
-      let outcome = Arc::clone(&backend).rekey_record(record.id.clone(), unwrap).await;
+      // rekey_record reads the row itself: an unreadable one fails there, with its reason.
+      let id = match listed {
+        Ok(record) => record.id,
+        Err(unreadable) => unreadable.id,
+      };
+      let outcome = Arc::clone(&backend).rekey_record(id.clone(), unwrap).await;
       let mut report = report.lock().expect("report lock");
       match outcome {
         Ok(true) => report.rekeyed += 1,
         Ok(false) => report.skipped += 1,
         Err(err) => report.failed.push(Failed {
-          id: record.id,
+          id,
           reason: err.message,
         }),
       }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::store::{ImageRules, PlainImage, StoredRecord};
+use crate::store::{ImageRules, Listed, PlainImage, StoredRecord};
 
 /// What `verify` found wrong with one thing in a store (SPEC "Operating the store").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +128,9 @@ pub trait Backend: Send + Sync + 'static {
   fn count(self: Arc<Self>) -> BoxFuture<'static, Result<u64>>;
 
   /// Records in id order after `after`, at most `limit` (to walk a store
-  /// without holding it in memory).
-  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>>;
+  /// without holding it in memory); a record whose meta cannot be read is
+  /// listed as [`Unreadable`](crate::store::Unreadable), not an error.
+  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<Listed>>>;
 
   /// A consistent record and its stored image (ciphertext without the tag).
   fn read_image(self: Arc<Self>, id: String) -> BoxFuture<'static, Result<Option<StoredImage>>>;

@@ -539,6 +539,70 @@ fn backend_location(config: &Config, cwd: &Path) -> Result<BackendLocation> {
   })))
 }
 
+/// Refuses a migration whose destination shares its source's images (the same
+/// folder or bucket prefix, or one inside the other) or records (the same
+/// SQLite file or database URL): a delete, a repair or a sweep in one store
+/// would then remove images the other names, maybe their only copy.
+pub fn check_migration(from: &[(String, ConfigValue)], to: &[(String, ConfigValue)], cwd: &Path) -> Result<()> {
+  let (from, to) = (Config::default().merged(from)?, Config::default().merged(to)?);
+  let images = |config: &Config| match &config.object_store {
+    Some(objects) => format!(
+      "s3://{}/{}/{}",
+      objects.endpoint.as_deref().unwrap_or("aws"),
+      objects.bucket,
+      objects.prefix
+    ),
+    None => format!("{}/", comparable_path(&config.image_root(cwd)).display()),
+  };
+  let records = |config: &Config| match &config.database_url {
+    Some(url) => url.expose().to_string(),
+    None => comparable_path(&config.database_file(cwd)).display().to_string(),
+  };
+  let (a, b) = (images(&from), images(&to));
+  if a.starts_with(&b) || b.starts_with(&a) {
+    return Err(Error::config(format!(
+      "migrate: the destination keeps its images where the source does ({b} and {a}); give it a folder or bucket prefix of its own"
+    )));
+  }
+  if records(&from) == records(&to) {
+    return Err(Error::config(
+      "migrate: the destination keeps its records where the source does; give it a database of its own",
+    ));
+  }
+  Ok(())
+}
+
+/// `path` made comparable: `.` and `..` removed as written, then its existing
+/// part resolved (symbolic links), the rest appended.
+fn comparable_path(path: &Path) -> PathBuf {
+  use std::path::Component;
+  let mut lexical = PathBuf::new();
+  for part in path.components() {
+    match part {
+      Component::CurDir => {}
+      Component::ParentDir => {
+        lexical.pop();
+      }
+      other => lexical.push(other),
+    }
+  }
+  let path = lexical.as_path();
+  let mut existing = path.to_path_buf();
+  let mut rest = Vec::new();
+  loop {
+    if let Ok(resolved) = existing.canonicalize() {
+      return rest.iter().rev().fold(resolved, |path, part| path.join(part));
+    }
+    match (existing.file_name().map(ToOwned::to_owned), existing.parent()) {
+      (Some(name), Some(parent)) => {
+        rest.push(name);
+        existing = parent.to_path_buf();
+      }
+      _ => return path.to_path_buf(),
+    }
+  }
+}
+
 /// Opens the store a configuration names for the operator's tools
 /// (`pixstore-native/admin`), apart from any backend serving the app:
 /// `writable` for operations that change it (repair, import, a migration's
@@ -574,7 +638,15 @@ fn open_backend(location: &BackendLocation, runtime: &Handle, maintain: bool) ->
     _ => Error::config(format!("Cannot open the Pixstore store: {err}")),
   };
   match location {
-    BackendLocation::Local(location) => Ok(Store::open(location.clone()).map_err(cannot)?),
+    BackendLocation::Local(location) => Ok(Store::open(location.clone()).map_err(|err| match err.kind {
+      crate::error::ErrorKind::Config => err,
+      // Which paths: an I/O error alone ("Not a directory") does not say.
+      _ => Error::config(format!(
+        "Cannot open the Pixstore store (imageRootDir {}, databasePath {}): {err}",
+        location.root.display(),
+        location.database.file().map_or(":memory:".into(), |file| file.display().to_string()),
+      )),
+    })?),
     BackendLocation::Remote(remote) => {
       let blobs = match &remote.objects {
         Some(objects) => Blobs::s3(objects)?,
@@ -608,4 +680,37 @@ fn block_on<T: Send>(runtime: &Handle, future: impl std::future::Future<Output =
       .join()
       .expect("a blocked-on future does not panic")
   })
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn local(images: &str, database: &str) -> Vec<(String, ConfigValue)> {
+    vec![
+      ("imageRootDir".into(), ConfigValue::String(images.into())),
+      ("databasePath".into(), ConfigValue::String(database.into())),
+    ]
+  }
+
+  #[test]
+  fn a_migration_to_a_store_sharing_images_or_records_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let from = local("images", "a.sqlite");
+    let refused = |to: Vec<(String, ConfigValue)>| check_migration(&from, &to, cwd).is_err();
+    assert!(refused(local("images", "b.sqlite")), "the same folder");
+    assert!(refused(local("images/inner", "b.sqlite")), "a folder inside");
+    assert!(refused(local(".", "b.sqlite")), "a folder around");
+    assert!(
+      refused(local("other/../images", "b.sqlite")),
+      "the same folder, spelt otherwise"
+    );
+    assert!(refused(local("other", "a.sqlite")), "the same database");
+    assert!(
+      !refused(local("images2", "b.sqlite")),
+      "a sibling whose name starts alike"
+    );
+    assert!(!refused(local("other", "b.sqlite")));
+  }
 }

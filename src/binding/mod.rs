@@ -465,6 +465,9 @@ async fn run_admin(
     let (cwd, runtime) = (cwd.to_owned(), runtime.clone());
     async move { blocking(move || open_for_admin(&config, &cwd, &runtime, writable)).await }
   };
+  if let [from, to] = configs.as_slice() {
+    crate::service::check_migration(from, to, cwd)?;
+  }
   let mut configs = configs.into_iter();
   let Some(first) = configs.next() else {
     return Err(Error::config("no store configuration given"));

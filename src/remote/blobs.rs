@@ -32,6 +32,8 @@ pub struct Blobs {
   prefix: String,
   /// Shown in errors: `s3://bucket/prefix` or the folder.
   name: String,
+  /// Added to a failed probe's error: where credentials were looked for.
+  hint: &'static str,
 }
 
 /// An object found by [`Blobs::list`].
@@ -94,6 +96,23 @@ impl Blobs {
       builder = builder.with_allow_http(true);
     }
     let name = format!("s3://{}/{}", config.bucket, config.prefix);
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    // Refused by the HTTP client with only "builder error": say what to set.
+    let endpoint = env("AWS_ENDPOINT_URL_S3")
+      .or_else(|| config.endpoint.clone())
+      .or_else(|| env("AWS_ENDPOINT_URL"))
+      .or_else(|| env("AWS_ENDPOINT"));
+    let http_allowed =
+      config.allow_http || env("AWS_ALLOW_HTTP").is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    if let Some(endpoint) = endpoint.filter(|endpoint| endpoint.starts_with("http://") && !http_allowed) {
+      return Err(Error::config(format!(
+        "Cannot use the object store {name}: its endpoint {endpoint} is plain HTTP; set objectStore.allowHttp: true (or AWS_ALLOW_HTTP=true) to allow it"
+      )));
+    }
+    let hint = match config.access_key_id.is_some() || env("AWS_ACCESS_KEY_ID").is_some() {
+      true => "",
+      false => " (no objectStore.accessKeyId and no AWS_ACCESS_KEY_ID: credentials were looked for in the AWS web identity, container and instance metadata sources)",
+    };
     let store = builder
       .build()
       .map_err(|err| Error::config(format!("Cannot use the object store {name}: {err}")))?;
@@ -101,18 +120,21 @@ impl Blobs {
       store: Arc::new(store),
       prefix: config.prefix.clone(),
       name,
+      hint,
     })
   }
 
   /// A folder of the local file system (created if missing).
   pub fn folder(root: &Path) -> Result<Blobs> {
-    std::fs::create_dir_all(root)?;
+    std::fs::create_dir_all(root)
+      .map_err(|err| Error::config(format!("Cannot use the folder {}: {err}", root.display())))?;
     let store = LocalFileSystem::new_with_prefix(root)
       .map_err(|err| Error::config(format!("Cannot use the folder {}: {err}", root.display())))?;
     Ok(Blobs {
       store: Arc::new(store),
       prefix: String::new(),
       name: root.display().to_string(),
+      hint: "",
     })
   }
 
@@ -242,7 +264,7 @@ impl Blobs {
       Ok(result) => result,
       Err(_) => Err(Error::internal("no answer within 60 s")),
     }
-    .map_err(|err| Error::config(format!("Cannot use the object store {}: {err}", self.name)))
+    .map_err(|err| Error::config(format!("Cannot use the object store {}: {err}{}", self.name, self.hint)))
   }
 }
 

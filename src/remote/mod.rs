@@ -36,7 +36,7 @@ use crate::cache::ImageCache;
 use crate::crypto::belongs_to;
 use crate::error::{Error, Result};
 use crate::id;
-use crate::store::{blocking, encryption_parallelism, ImageRules, PlainImage, StoredRecord, SMALL_IMAGE_BYTES};
+use crate::store::{blocking, encryption_parallelism, ImageRules, Listed, PlainImage, StoredRecord, SMALL_IMAGE_BYTES};
 use crate::wire::{self, WireState};
 use blobs::Blobs;
 use repo::{Commit, Repo};
@@ -354,7 +354,7 @@ impl<R: Repo> Backend for RemoteStore<R> {
     Box::pin(async move { self.repo.count().await })
   }
 
-  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>> {
+  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<Listed>>> {
     Box::pin(async move { self.repo.records_after(&after, limit as i64).await })
   }
 

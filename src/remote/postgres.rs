@@ -27,7 +27,7 @@ use super::repo::{Commit, Repo};
 use crate::crypto::ImageMeta;
 use crate::error::{Error, Result};
 use crate::keys::Keyring;
-use crate::store::StoredRecord;
+use crate::store::{Listed, StoredRecord};
 
 /// The channel every commit notifies, with the id as payload.
 const CHANNEL: &str = "pixstore_native_records";
@@ -588,7 +588,7 @@ impl Repo for PgRepo {
     Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
   }
 
-  async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<StoredRecord>> {
+  async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<Listed>> {
     let client = self.client().await?;
     let rows = client
       .query(
@@ -599,7 +599,7 @@ impl Repo for PgRepo {
       .map_err(db_error)?;
     rows
       .into_iter()
-      .map(|row| to_record(&self.keyring, (row.get(0), row.get(1), row.get(2))))
+      .map(|row| Ok(StoredRecord::listed(&self.keyring, row.get(0), row.get(1), row.get(2))))
       .collect()
   }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::crypto::ImageMeta;
 use crate::error::Result;
-use crate::store::StoredRecord;
+use crate::store::{Listed, StoredRecord};
 
 /// A write to commit.
 pub struct Commit<'a> {
@@ -70,7 +70,7 @@ pub trait Repo: Send + Sync + 'static {
   fn expired_intents(&self, grace: Duration) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
 
   /// Records in id order after `after`, at most `limit` (to walk a store without loading it).
-  fn records_after(&self, after: &str, limit: i64) -> impl Future<Output = Result<Vec<StoredRecord>>> + Send;
+  fn records_after(&self, after: &str, limit: i64) -> impl Future<Output = Result<Vec<Listed>>> + Send;
 
   /// In one transaction: drops `intent` (an error if the sweeper took it),
   /// and creates or replaces a record as given (a migration) unless the store

@@ -17,7 +17,7 @@ use crate::crypto::ImageMeta;
 use crate::error::{Error, Result};
 use crate::keys::Keyring;
 use crate::store::db::{self, Database};
-use crate::store::{blocking, now_ms, StoredRecord};
+use crate::store::{blocking, now_ms, Listed, StoredRecord};
 
 /// The SQLite repository of a remote store.
 pub struct SqliteRepo {
@@ -278,7 +278,7 @@ impl Repo for SqliteRepo {
       .await
   }
 
-  async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<StoredRecord>> {
+  async fn records_after(&self, after: &str, limit: i64) -> Result<Vec<Listed>> {
     let (after, keyring) = (after.to_string(), self.keyring.clone());
     self
       .with_writer(move |conn| {
@@ -294,8 +294,7 @@ impl Repo for SqliteRepo {
         rows
           .map(|row| {
             let (id, token, meta) = row?;
-            let meta = keyring.unwrap(&id, &serde_json::from_str(&meta)?)?;
-            Ok(StoredRecord { id, token, meta })
+            Ok(StoredRecord::listed(&keyring, id, token, &meta))
           })
           .collect()
       })

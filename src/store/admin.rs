@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::files::{self, owner_is_dead, owner_of};
-use super::{db, Store, StoredRecord, TEMP_DIR_NAME};
+use super::{db, Listed, Store, StoredRecord, TEMP_DIR_NAME};
 use crate::backend::{ImageCheck, Problem, ProblemKind};
 use crate::crypto::{belongs_to, ImageMeta, Sealed};
 use crate::error::{Error, Result};
@@ -39,7 +39,7 @@ impl Store {
   }
 
   /// Records in id order after `after`, at most `limit`.
-  pub fn records_after(&self, after: &str, limit: usize) -> Result<Vec<StoredRecord>> {
+  pub fn records_after(&self, after: &str, limit: usize) -> Result<Vec<Listed>> {
     self.with_reader(|conn| {
       let mut statement =
         conn.prepare_cached("SELECT id, token, meta FROM image_records WHERE id > ?1 ORDER BY id LIMIT ?2")?;
@@ -53,8 +53,7 @@ impl Store {
       rows
         .map(|row| {
           let (id, token, meta) = row?;
-          let meta = self.ctx.keyring.unwrap(&id, &serde_json::from_str(&meta)?)?;
-          Ok(StoredRecord { id, token, meta })
+          Ok(StoredRecord::listed(&self.ctx.keyring, id, token, &meta))
         })
         .collect()
     })

@@ -63,6 +63,39 @@ pub struct StoredRecord {
   pub meta: ImageMeta,
 }
 
+/// A record as a walk over the store lists it: readable, or why not (its meta
+/// is not JSON, or its key is wrapped under a master key not in `masterKeys`),
+/// so that one bad row is reported by the operator's commands instead of
+/// stopping them for the whole store.
+pub type Listed = std::result::Result<StoredRecord, Unreadable>;
+
+/// A record whose meta cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+  /// The image id.
+  pub id: String,
+  /// Why (the decoding or unwrapping error).
+  pub reason: String,
+}
+
+impl StoredRecord {
+  /// A row as listed: its stored meta JSON parsed, its key unwrapped and
+  /// its fields decoded (base64 of the right lengths).
+  pub fn listed(keyring: &crate::keys::Keyring, id: String, token: i64, meta_json: &str) -> Listed {
+    let meta = serde_json::from_str(meta_json)
+      .map_err(crate::error::Error::from)
+      .and_then(|stored| keyring.unwrap(&id, &stored))
+      .and_then(|meta: ImageMeta| meta.decode().map(|_| meta));
+    match meta {
+      Ok(meta) => Ok(StoredRecord { id, token, meta }),
+      Err(err) => Err(Unreadable {
+        id,
+        reason: err.message,
+      }),
+    }
+  }
+}
+
 /// Where a store keeps its data and how durably.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreLocation {
@@ -711,7 +744,7 @@ impl crate::backend::Backend for Store {
     Box::pin(async move { blocking(move || Store::count(&self)).await })
   }
 
-  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<StoredRecord>>> {
+  fn records_after(self: Arc<Self>, after: String, limit: usize) -> BoxFuture<'static, Result<Vec<Listed>>> {
     Box::pin(async move { blocking(move || Store::records_after(&self, &after, limit)).await })
   }
 

@@ -325,3 +325,19 @@ async fn a_reader_settles_a_dead_instances_write_it_runs_into() {
   assert_eq!(store.record(&saved.id).unwrap().unwrap().meta, new_meta);
   store.close().await;
 }
+
+#[test]
+fn a_record_whose_meta_cannot_be_read_is_listed_with_its_id_and_why() {
+  let keyring = crate::keys::Keyring::new(&[]).unwrap();
+  let sealed = crate::crypto::seal_in_place(&mut [1u8, 2, 3]).unwrap();
+  let good = serde_json::to_string(&ImageMeta::from(&sealed)).unwrap();
+  assert_eq!(
+    StoredRecord::listed(&keyring, "a".into(), 5, &good).map(|record| record.token),
+    Ok(5)
+  );
+  for bad in ["not json", r#"{"key":"AAAA","iv":"AAAA","tag":"AAAA"}"#] {
+    let listed = StoredRecord::listed(&keyring, "p:b".into(), 5, bad).unwrap_err();
+    assert_eq!(listed.id, "p:b");
+    assert!(!listed.reason.is_empty(), "{bad}: a reason");
+  }
+}
