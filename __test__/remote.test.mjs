@@ -118,6 +118,28 @@ test('init refuses an unreachable database, a missing bucket and wrong credentia
   await backend.closePixstoreBackend()
 })
 
+test('a row this instance cannot read (meta not JSON) fails the reads of its id only: the replica loads, and follows other changes after it', async () => {
+  backend.initPixstoreBackend(remoteConfig({ defaultEndpointEnabled: false }))
+  const bad = await backend.saveImage(makePng(2, 2, 30))
+  const good = await backend.saveImage(makePng(2, 2, 31))
+  await backend.closePixstoreBackend()
+  pgValue(pg.url, `UPDATE image_records SET meta = 'not json' WHERE id = '${bad.id}'`)
+  backend.initPixstoreBackend(remoteConfig({ defaultEndpointEnabled: false }))
+  try {
+    assert.throws(() => backend.getImageRecord(bad.id), (err) => err.code === 'PIXSTORE_INTERNAL' && /corrupt image meta/.test(err.message))
+    assert.equal(backend.getImageRecord(good.id).token, good.token)
+    // Another writer changes the bad row, then a good one, each with its notification.
+    const notify = (sql) => pgValue(pg.url, `WITH changed AS (${sql} RETURNING id) SELECT pg_notify('pixstore_native_records', id) FROM changed`)
+    notify(`UPDATE image_records SET token = token + 1 WHERE id = '${bad.id}'`)
+    notify(`UPDATE image_records SET token = token + 1000 WHERE id = '${good.id}'`)
+    await eventually(() => backend.getImageRecord(good.id)?.token === good.token + 1000, 'the replica follows the good row')
+    assert.throws(() => backend.getImageRecord(bad.id), (err) => err.code === 'PIXSTORE_INTERNAL' && /corrupt image meta/.test(err.message))
+  } finally {
+    await backend.closePixstoreBackend()
+    pgValue(pg.url, `DELETE FROM image_records WHERE id = '${bad.id}'`)
+  }
+})
+
 test('two instances on one database and bucket: saved on A, served by B; updates and deletes seen across; old objects swept', async () => {
   const [portA, portB] = [await freePort(), await freePort()]
   const a = new Instance()

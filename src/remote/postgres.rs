@@ -60,6 +60,15 @@ fn db_error(err: impl std::error::Error) -> Error {
 }
 
 /// A record from its row, with its key unwrapped (`masterKeys`).
+/// A row of `id, token, meta` for the replica: its meta unwrapped, or why not.
+fn replica_row(keyring: &Keyring, row: &tokio_postgres::Row) -> (String, (i64, Result<ImageMeta>)) {
+  let (id, token, meta_json): Row = (row.get(0), row.get(1), row.get(2));
+  let meta = serde_json::from_str(&meta_json)
+    .map_err(Error::from)
+    .and_then(|stored| keyring.unwrap(&id, &stored));
+  (id, (token, meta))
+}
+
 fn to_record(keyring: &Keyring, (id, token, meta): Row) -> Result<StoredRecord> {
   let meta = keyring.unwrap(&id, &serde_json::from_str(&meta)?)?;
   Ok(StoredRecord { id, token, meta })
@@ -144,28 +153,42 @@ fn describe(config: &tokio_postgres::Config) -> String {
 /// The records as this instance last saw them.
 #[derive(Default)]
 struct Replica {
-  records: RwLock<HashMap<String, (i64, ImageMeta)>>,
+  /// Each record's token and meta, or why its meta cannot be read (not JSON,
+  /// a key under a master key not in `masterKeys`): one such row fails the
+  /// reads of its own id, as in the local store, not the replica as a whole.
+  records: RwLock<HashMap<String, (i64, Result<ImageMeta>)>>,
 }
 
 impl Replica {
-  fn get(&self, id: &str) -> Option<StoredRecord> {
-    let records = self.records.read().ok()?;
-    records.get(id).map(|(token, meta)| StoredRecord {
-      id: id.to_string(),
-      token: *token,
-      meta: meta.clone(),
-    })
+  fn get(&self, id: &str) -> Result<Option<StoredRecord>> {
+    let Ok(records) = self.records.read() else {
+      return Ok(None);
+    };
+    records
+      .get(id)
+      .map(|(token, meta)| {
+        Ok(StoredRecord {
+          id: id.to_string(),
+          token: *token,
+          meta: meta.clone()?,
+        })
+      })
+      .transpose()
+  }
+
+  /// Applies a row as read (see [`Replica::upsert`]), readable or not.
+  fn upsert_row(&self, id: String, token: i64, meta: Result<ImageMeta>) {
+    if let Ok(mut records) = self.records.write() {
+      if records.get(&id).is_none_or(|(known, _)| *known < token) {
+        records.insert(id, (token, meta));
+      }
+    }
   }
 
   /// Applies a record as read at some moment: kept only if newer than what
   /// is known (a slower reader never moves a record back).
   fn upsert(&self, record: &StoredRecord) {
-    if let Ok(mut records) = self.records.write() {
-      let newer = records.get(&record.id).is_none_or(|(token, _)| *token < record.token);
-      if newer {
-        records.insert(record.id.clone(), (record.token, record.meta.clone()));
-      }
-    }
+    self.upsert_row(record.id.clone(), record.token, Ok(record.meta.clone()));
   }
 
   fn remove(&self, id: &str) {
@@ -237,20 +260,17 @@ impl PgRepo {
     self.pool.get().await.map_err(db_error)
   }
 
-  /// Rows of the given ids, as a map.
+  /// Rows of the given ids, as a map of token and meta (or why it cannot be read).
   async fn fetch_many(
     client: &tokio_postgres::Client,
     keyring: &Keyring,
     ids: &[String],
-  ) -> Result<HashMap<String, StoredRecord>> {
+  ) -> Result<HashMap<String, (i64, Result<ImageMeta>)>> {
     let rows = client
       .query("SELECT id, token, meta FROM image_records WHERE id = ANY($1)", &[&ids])
       .await
       .map_err(db_error)?;
-    rows
-      .into_iter()
-      .map(|row| to_record(keyring, (row.get(0), row.get(1), row.get(2))).map(|record| (record.id.clone(), record)))
-      .collect()
+    Ok(rows.into_iter().map(|row| replica_row(keyring, &row)).collect())
   }
 }
 
@@ -357,9 +377,9 @@ where
         .map_err(db_error)?;
       let count = rows.len() as i64;
       for row in rows {
-        let record = to_record(keyring, (row.get(0), row.get(1), row.get(2)))?;
-        after = record.id.clone();
-        loaded.insert(record.id, (record.token, record.meta));
+        let (id, entry) = replica_row(keyring, &row);
+        after.clone_from(&id);
+        loaded.insert(id, entry);
       }
       if count < LOAD_PAGE {
         break;
@@ -379,11 +399,11 @@ where
       }
       ids.sort();
       ids.dedup();
-      let found = PgRepo::fetch_many(&client, keyring, &ids).await?;
-      for id in &ids {
-        match found.get(id) {
-          Some(record) => replica.upsert(record),
-          None => replica.remove(id),
+      let mut found = PgRepo::fetch_many(&client, keyring, &ids).await?;
+      for id in ids {
+        match found.remove(&id) {
+          Some((token, meta)) => replica.upsert_row(id, token, meta),
+          None => replica.remove(&id),
         }
       }
     }
@@ -396,7 +416,7 @@ where
 
 impl Repo for PgRepo {
   fn cached_record(&self, id: &str) -> Result<Option<StoredRecord>> {
-    Ok(self.replica.get(id))
+    self.replica.get(id)
   }
 
   async fn fetch_record(&self, id: &str) -> Result<Option<StoredRecord>> {
