@@ -89,6 +89,10 @@ test('a full disk: failed writes change nothing, the store opens and serves whil
     }
     rmSync(join(path, 'filler'))
     await settled(path)
+    // A save that fitted is deleted again: every step starts from the same used space (saved
+    // images of 256 KB piling up on the 1 MiB disk left too little for the last write in
+    // 1 of 4 runs).
+    if (outcomes[0].status === 'fulfilled') assert.equal(await backend.deleteImage(outcomes[0].value.id), true)
     // No image file without its record.
     for (const name of imageFiles(path)) assert.ok(backend.getImageRecord(name.replace('.pixstore-image', '')), name)
   }
