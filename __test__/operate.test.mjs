@@ -203,7 +203,7 @@ test('import: files of the same bytes and time are each an image of their own; a
   assert.equal(run(config, 'stats').report.images, 3)
 })
 
-test('progress: a bar with count, rate and ETA on a terminal, plain lines in a pipe, nothing with --json', () => {
+test('progress: a bar with count, rate and ETA on a terminal, plain lines in a pipe, on standard error with --json too', () => {
   const config = storeOf('imported')
   const file = join(dir.path, 'progress.json')
   writeFileSync(file, JSON.stringify(config))
@@ -214,8 +214,12 @@ test('progress: a bar with count, rate and ETA on a terminal, plain lines in a p
   assert.doesNotMatch(piped.stderr, /[█░]/)
   assert.match(piped.stderr, /^records: \d+\/\d+ \(\d+\/s\)$/m)
   const json = spawnSync(process.execPath, [cli, '--config', file, '--json', 'verify'], { encoding: 'utf8' })
-  assert.equal(json.stderr, '')
+  assert.match(json.stderr, /^records: \d+\/\d+ \(\d+\/s\)$/m)
   assert.equal(JSON.parse(json.stdout).records, 4)
+  const report = join(dir.path, 'progress-report.json')
+  const jsonOnTerminal = execFileSync('script', ['-qec', `${process.execPath} ${cli} --config ${file} --json verify > ${report}`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, COLUMNS: '100' } })
+  assert.match(jsonOnTerminal, /records \[[█░]+\] \d+\/\d+/)
+  assert.equal(JSON.parse(readFileSync(report, 'utf8')).records, 4)
 })
 
 test('exit status 2 for bad usage, with a message', () => {

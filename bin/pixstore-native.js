@@ -43,10 +43,13 @@ function storeConfig(options) {
   return config
 }
 
-/** Progress on standard error: a bar on a terminal, plain lines otherwise (or nothing with --json). */
-function progressReporter(json) {
+/**
+ * Progress on standard error (SPEC: count, rate and ETA on a terminal, plain lines otherwise),
+ * with or without --json: the report alone goes to standard output.
+ */
+function progressReporter() {
   const started = Date.now()
-  if (process.stderr.isTTY && !json) {
+  if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       { format: '{phase} [{bar}] {value}/{total} | {rate}/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true },
       cliProgress.Presets.shades_classic,
@@ -69,7 +72,7 @@ function progressReporter(json) {
   let last = 0
   return {
     update({ phase, done, total }) {
-      if (json || (Date.now() - last < 2000 && done !== total)) return
+      if (Date.now() - last < 2000 && done !== total) return
       last = Date.now()
       const rate = Math.round(done / Math.max((Date.now() - started) / 1000, 0.001))
       process.stderr.write(`${phase}: ${done}${total != null ? `/${total}` : ''} (${rate}/s)\n`)
@@ -126,7 +129,7 @@ async function perform(globals, operation, { failed, summary }) {
     controller.abort()
   }
   process.on('SIGINT', onInterrupt)
-  const progress = progressReporter(globals.json)
+  const progress = progressReporter()
   let report
   try {
     report = await operation({ onProgress: (p) => progress.update(p), signal: controller.signal })

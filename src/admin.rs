@@ -360,7 +360,8 @@ pub async fn export(
   formats: &[String],
   control: &Control,
 ) -> Result<ExportReport> {
-  std::fs::create_dir_all(folder)?;
+  std::fs::create_dir_all(folder)
+    .map_err(|err| Error::pixstore(format!("cannot create the folder {}: {err}", folder.display())))?;
   let report = Arc::new(Mutex::new(ExportReport::default()));
   let formats = Arc::new(formats.to_vec());
   let interrupted = each_record(&backend, control, "records", |listed| {
