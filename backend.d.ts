@@ -39,19 +39,19 @@ export declare function getImageRecordAsync(id: string): Promise<ImageRecord | n
  * Encrypts and stores a new image; `dir` prefixes its id (`dir:key`). The bytes are
  * copied before this returns: the buffer may be reused, changed or freed at once.
  */
-export declare function saveImage(buffer: Buffer | Uint8Array, dir?: string): Promise<ImageRecord | null>
+export declare function saveImage(buffer: Buffer | Uint8Array | ArrayBuffer, dir?: string): Promise<ImageRecord | null>
 
 /** Reads an image file, encrypts and stores it as a new image. */
-export declare function saveImageFromFile(filePath: string, dir?: string): Promise<ImageRecord | null>
+export declare function saveImageFromFile(filePath: string | Buffer | URL, dir?: string): Promise<ImageRecord | null>
 
 /**
  * Replaces the image of an existing id (PixstoreError `Image not found: <id>` if none,
  * also for an id that could not have been generated). The bytes are copied before this returns.
  */
-export declare function updateImage(id: string, buffer: Buffer | Uint8Array): Promise<ImageRecord | null>
+export declare function updateImage(id: string, buffer: Buffer | Uint8Array | ArrayBuffer): Promise<ImageRecord | null>
 
 /** Replaces the image of an existing id with a file's content. */
-export declare function updateImageFromFile(id: string, filePath: string): Promise<ImageRecord | null>
+export declare function updateImageFromFile(id: string, filePath: string | Buffer | URL): Promise<ImageRecord | null>
 
 /** Deletes an image; true if its file or its record was deleted. */
 export declare function deleteImage(id: string): Promise<boolean | null>

@@ -2,7 +2,8 @@
 // pixstore-native/backend: the pixstore/backend API on top of the native addon.
 // Argument checks and error handling modes live here; the work happens in Rust.
 
-const { isUint8Array } = require('node:util').types
+const { isUint8Array, isAnyArrayBuffer } = require('node:util').types
+const { fileURLToPath } = require('node:url')
 const cluster = require('node:cluster')
 const native = require('./index.js')
 const { PixstoreError, fromNative, handleSync, handleAsync, setErrorHandlingMode } = require('./lib/errors.js')
@@ -12,27 +13,41 @@ const { setRequestLogger, deliverEndpointEntries } = require('./lib/request-log.
 // runs in a vm context whose Uint8Array, Error and Object are not Node's, so
 // `instanceof` is never used on what callers pass in.
 
-function requireId(id) {
-  if (typeof id !== 'string') throw new PixstoreError('Invalid image id: expected a string')
-  return id
+// An id that is not a string could not have been generated: like any such id
+// (SPEC "Deliberate differences"), it is one that does not exist — lookups give
+// null or false, updateImage gives `Image not found: <id>` — and never reaches
+// the addon.
+const isId = (id) => typeof id === 'string'
+
+/** A Buffer or any Uint8Array, or an ArrayBuffer / SharedArrayBuffer (viewed whole), as pixstore takes. */
+function asImage(buffer) {
+  if (isUint8Array(buffer)) return buffer
+  if (isAnyArrayBuffer(buffer)) return new Uint8Array(buffer)
+  return null
 }
 
 function requireImage(buffer) {
-  if (!isUint8Array(buffer)) {
-    throw new PixstoreError('Invalid image file: expected a Buffer or Uint8Array')
-  }
-  return buffer
+  const image = asImage(buffer)
+  if (image === null) throw new PixstoreError('Invalid image file: expected a Buffer, Uint8Array or ArrayBuffer')
+  return image
 }
 
+/** A path as Node's fs takes it: a string, a Buffer (its bytes as UTF-8) or a file: URL. */
 function requirePath(filePath) {
-  if (typeof filePath !== 'string' || filePath === '') {
-    throw new PixstoreError('Invalid file path: expected a non-empty string')
+  let path = filePath
+  if (isUint8Array(filePath)) path = Buffer.from(filePath.buffer, filePath.byteOffset, filePath.byteLength).toString()
+  else if (filePath !== null && typeof filePath === 'object' && typeof filePath.href === 'string' && filePath.protocol === 'file:') {
+    path = fileURLToPath(filePath.href)
   }
-  return filePath
+  if (typeof path !== 'string' || path === '') {
+    throw new PixstoreError('Invalid file path: expected a non-empty string, Buffer or file: URL')
+  }
+  return path
 }
 
+/** pixstore prefixes the id only for a truthy `dir`. */
 function optionalDir(dir) {
-  if (dir === undefined || dir === null) return undefined
+  if (!dir) return undefined
   if (typeof dir !== 'string') throw new PixstoreError('Invalid dir: expected a string')
   return dir
 }
@@ -79,7 +94,7 @@ async function closePixstoreBackend() {
 
 /** The image record (with a fresh stateless proof), or null if there is none. Synchronous. */
 function getImageRecord(id) {
-  return handleSync(() => native.getImageRecord(requireId(id)))
+  return handleSync(() => (isId(id) ? native.getImageRecord(id) : null))
 }
 
 /**
@@ -88,7 +103,7 @@ function getImageRecord(id) {
  * that getImageRecord answers from.
  */
 async function getImageRecordAsync(id) {
-  return handleAsync(async () => native.getImageRecordAsync(requireId(id)))
+  return handleAsync(async () => (isId(id) ? native.getImageRecordAsync(id) : null))
 }
 
 /** Encrypts and stores a new image; `dir` prefixes its id. */
@@ -103,22 +118,32 @@ async function saveImageFromFile(filePath, dir) {
 
 /** Replaces the image of an existing id. */
 async function updateImage(id, buffer) {
-  return handleAsync(async () => native.updateImage(requireId(id), requireImage(buffer)))
+  return handleAsync(async () => {
+    // pixstore looks the record up first: an unknown id is `Image not found` whatever the buffer.
+    if (!isId(id) || (asImage(buffer) === null && (await native.getImageRecordAsync(id)) === null)) {
+      throw new PixstoreError(`Image not found: ${String(id)}`)
+    }
+    return native.updateImage(id, requireImage(buffer))
+  })
 }
 
 /** Replaces the image of an existing id with a file's content. */
 async function updateImageFromFile(id, filePath) {
-  return handleAsync(async () => native.updateImageFromFile(requireId(id), requirePath(filePath)))
+  return handleAsync(async () => {
+    const path = requirePath(filePath)
+    if (!isId(id)) throw new PixstoreError(`Image not found: ${String(id)}`)
+    return native.updateImageFromFile(id, path)
+  })
 }
 
 /** Deletes an image; true if its file or its record was deleted. */
 async function deleteImage(id) {
-  return handleAsync(async () => native.deleteImage(requireId(id)))
+  return handleAsync(async () => (isId(id) ? native.deleteImage(id) : false))
 }
 
 /** Whether the image's file or record exists. */
 async function imageExists(id) {
-  return handleAsync(async () => native.imageExists(requireId(id)))
+  return handleAsync(async () => (isId(id) ? native.imageExists(id) : false))
 }
 
 /**

@@ -66,7 +66,10 @@ export interface PixstoreBackendConfig {
   accessControlAllowOrigin: string
   /** Error handling mode. Default `'hybrid'`. */
   errorHandlingMode: ErrorHandlingMode
-  /** pixstore-native only: largest accepted image in bytes. Default 52428800 (50 MiB). */
+  /**
+   * pixstore-native only: largest accepted image in bytes; larger ones are refused before they
+   * are read or encrypted. Default `Number.MAX_SAFE_INTEGER`: no limit, as in pixstore.
+   */
   maxImageBytes: number
   /**
    * pixstore-native only: `'process'` (default) survives a crash of the process;

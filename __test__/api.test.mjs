@@ -4,7 +4,9 @@
 // support/store-under-test.mjs); the few checks of the local layout say so.
 import { test, before, after, beforeEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync, statSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as backend from 'pixstore-native/backend'
 import { PixstoreError, getLastPixstoreError, setCustomErrorHandler } from 'pixstore-native/shared'
@@ -180,15 +182,57 @@ for (const id of impossibleIds) {
   })
 }
 
-test('an id that is not a string is refused as bad input', async () => {
-  assert.throws(() => backend.getImageRecord(42), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
-  for (const call of [() => backend.updateImage(42, png), () => backend.deleteImage({}), () => backend.imageExists(null)]) {
-    await assert.rejects(call(), (err) => err instanceof PixstoreError && /Invalid image id/.test(err.message))
+test('an id that is not a string is absent, as any id that could not have been generated', async () => {
+  const before = snapshot()
+  for (const id of [42, null, undefined, {}, ['abc']]) {
+    assert.equal(backend.getImageRecord(id), null)
+    assert.equal(await backend.getImageRecordAsync(id), null)
+    assert.equal(await backend.imageExists(id), false)
+    assert.equal(await backend.deleteImage(id), false)
+    await assert.rejects(backend.updateImage(id, png), (err) => err instanceof PixstoreError && err.message === `Image not found: ${String(id)}`)
   }
+  assert.deepEqual(snapshot(), before)
+})
+
+test('like pixstore, updateImage of an unknown id is `Image not found` whatever the buffer; of a known id, a bad buffer is `Invalid image file`', async () => {
+  await assert.rejects(backend.updateImage('zzzzzzzzzzzz', null), { message: 'Image not found: zzzzzzzzzzzz' })
+  const record = await backend.saveImage(png)
+  await assert.rejects(backend.updateImage(record.id, null), (err) => err instanceof PixstoreError && /^Invalid image file/.test(err.message))
+})
+
+test('an ArrayBuffer is an image too (pixstore takes one), and a Buffer or file: URL a path', async () => {
+  const copy = new Uint8Array(png).buffer
+  const fromArrayBuffer = await backend.saveImage(copy)
+  assert.deepEqual((await openPayload(await backend.customEndpointHelper(fromArrayBuffer.id, undefined, fromArrayBuffer.statelessProof), fromArrayBuffer)).bytes, png)
+  const file = join(fixturesDir, 'tiny.png')
+  for (const path of [Buffer.from(file), new URL(`file://${file}`)]) {
+    const record = await backend.saveImageFromFile(path)
+    assert.deepEqual((await openPayload(await backend.customEndpointHelper(record.id, undefined, record.statelessProof), record)).bytes, readFileSync(file))
+    assert.ok(await backend.updateImageFromFile(record.id, path))
+  }
+  const zero = await backend.saveImage(png, 0)
+  assert.doesNotMatch(zero.id, /:/, 'a falsy dir adds no prefix, as in pixstore')
 })
 
 test('a dir that would make an over-long id is refused', async () => {
   await assert.rejects(backend.saveImage(png, 'd'.repeat(500)), PixstoreError)
+})
+
+test('without maxImageBytes there is no size limit, as in pixstore: a 51 MiB image is stored', () => {
+  const where = mkdtempSync(join(tmpdir(), 'pixstore-native-large-'))
+  try {
+    const script = `
+      const backend = await import('pixstore-native/backend')
+      backend.initPixstoreBackend({ imageRootDir: ${JSON.stringify(join(where, 'images'))}, databasePath: ${JSON.stringify(join(where, 'store.sqlite'))}, defaultEndpointEnabled: false, errorHandlingMode: 'throw' })
+      const large = Buffer.alloc(51 * 1024 * 1024)
+      large.set(${JSON.stringify([...png.subarray(0, 33)])})
+      const record = await backend.saveImage(large)
+      process.stdout.write(String(record.id.length > 0))
+      await backend.closePixstoreBackend()`
+    assert.equal(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('.', import.meta.url), encoding: 'utf8' }), 'true')
+  } finally {
+    rmSync(where, { recursive: true, force: true })
+  }
 })
 
 test('maxImageBytes refuses larger images before encrypting them', async () => {
@@ -253,11 +297,11 @@ test("error mode 'hybrid': PixstoreError → console.warn + null + getLastPixsto
   assert.equal(getLastPixstoreError().message, 'Image not found: hybridmissing')
   const sync = await capturingWarnings(() => backend.getImageRecord(17))
   assert.equal(sync.result, null)
-  assert.match(getLastPixstoreError().message, /Invalid image id/)
+  assert.equal(sync.warnings.length, 0, 'an id that is not a string is simply absent')
 
   // An internal failure: reading /proc/self/mem from its start fails with EIO.
   await assert.rejects(backend.saveImageFromFile('/proc/self/mem'), (err) => !(err instanceof PixstoreError) && err.code === 'PIXSTORE_INTERNAL')
-  assert.equal(getLastPixstoreError().message, 'Invalid image id: expected a string', 'only PixstoreErrors are remembered')
+  assert.equal(getLastPixstoreError().message, 'Image not found: hybridmissing', 'only PixstoreErrors are remembered')
 })
 
 test("error mode 'warn' logs every error and returns null", async () => {
@@ -278,25 +322,36 @@ test("error mode 'silent' returns null without a word", async () => {
   assert.equal((await capturingWarnings(() => backend.getImageRecord(17))).result, null)
 })
 
+/** Runs `check` while the backend is closed (a synchronous call then fails with a PixstoreError), then reopens it. */
+async function whileClosed(check) {
+  await backend.closePixstoreBackend()
+  try {
+    check()
+  } finally {
+    backend.initPixstoreBackend(baseConfig)
+  }
+}
+
 test("error mode 'custom' hands errors to the handler, and throws without one", async () => {
   backend.initPixstoreBackend({ errorHandlingMode: 'custom' })
   const seen = []
   setCustomErrorHandler((err) => seen.push(err))
   try {
     assert.equal(await backend.updateImage('custommissing', png), null)
-    assert.equal(backend.getImageRecord(17), null)
+    await whileClosed(() => assert.equal(backend.getImageRecord('abc'), null))
+    backend.initPixstoreBackend({ errorHandlingMode: 'custom' })
     assert.equal(seen.length, 2)
     assert.ok(seen.every((err) => err instanceof PixstoreError))
   } finally {
-    setCustomErrorHandler(undefined)
+    setCustomErrorHandler(null)
   }
   await assert.rejects(backend.updateImage('custommissing', png), { message: 'Custom error handler is not set' })
-  assert.throws(() => backend.getImageRecord(17), { message: 'Custom error handler is not set' })
+  await whileClosed(() => assert.throws(() => backend.getImageRecord('abc'), { message: 'Custom error handler is not set' }))
 })
 
 test("error mode 'throw' throws PixstoreErrors", async () => {
   await assert.rejects(backend.updateImage('a/b', png), PixstoreError)
-  assert.throws(() => backend.getImageRecord(17), PixstoreError)
+  await whileClosed(() => assert.throws(() => backend.getImageRecord('abc'), PixstoreError))
 })
 
 const PORT_MESSAGE = (key) => `${key} must be an integer between 1 and 65535`
@@ -360,7 +415,7 @@ for (const [config, message, name = JSON.stringify(config)] of badConfigs) {
     // Still the old store and the old mode ('throw').
     const record = await backend.saveImage(png)
     assert.ok(rows().some((r) => r.id === record.id))
-    assert.throws(() => backend.getImageRecord(17), PixstoreError)
+    await assert.rejects(backend.updateImage('a/b', png), PixstoreError)
   })
 }
 

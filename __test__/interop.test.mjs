@@ -42,6 +42,8 @@ test('a store written by pixstore 3.2.1 is served by pixstore-native', async () 
   written.push({ format: 'jpg', bytes: images.jpg, record: replaced })
   const gone = await pixstore.saveImage(images.png)
   await pixstore.deleteImage(gone.id)
+  // The longest dir pixstore stores: 255 characters, a folder name's limit.
+  written.push({ format: 'png', bytes: images.png, record: await pixstore.saveImage(images.png, 'd'.repeat(255)) })
 
   native.initPixstoreBackend(storeConfig('written-by-pixstore'))
   for (const { format, bytes, record } of written) {

@@ -79,10 +79,10 @@ async function handleAsync(call) {
 
 /** Sets the handler that receives errors in 'custom' mode (undefined removes it). */
 function setCustomErrorHandler(handler) {
-  if (handler !== undefined && typeof handler !== 'function') {
-    throw new TypeError('setCustomErrorHandler expects a function or undefined')
+  if (handler !== undefined && handler !== null && typeof handler !== 'function') {
+    throw new TypeError('setCustomErrorHandler expects a function, or undefined or null to remove it')
   }
-  state.customErrorHandler = handler
+  state.customErrorHandler = handler ?? undefined
 }
 
 /** The last PixstoreError handled in 'hybrid' mode, or null. */

@@ -15,8 +15,14 @@ const ALLOW_HEADERS = 'Content-Type, Authorization, x-pixstore-proof, x-pixstore
 
 // The ids the generator can produce, as the default endpoint checks them
 // (src/id.rs `is_valid`; __test__/frameworks.test.mjs compares the two).
-const VALID_ID = /^(?:[a-z0-9_-]*:)?[a-z0-9]+$/
-const MAX_ID_LENGTH = 200
+// An id pixstore could have generated and stored: a prefix of at most 255 bytes
+// (a folder name) and a key of at most 240 (`<key>.pixstore-image` is a file
+// name of at most 255), as src/id.rs checks it.
+const VALID_ID = /^(?:([a-z0-9_-]*):)?([a-z0-9]+)$/
+const isValidId = (id) => {
+  const parts = VALID_ID.exec(id)
+  return parts !== null && (parts[1] ?? '').length <= 255 && parts[2].length <= 240
+}
 
 /**
  * Validates the options every adapter takes and fills in the defaults:
@@ -144,7 +150,7 @@ async function respond(options, { method, path, header, req }, seen) {
   if (path === '' || path === '/') return text(400, 'Missing image id')
   const id = decodeId(path.slice(1))
   if (id === null) return text(400, 'Malformed percent-encoding in image id')
-  if (id.length > MAX_ID_LENGTH || !VALID_ID.test(id)) return text(400, 'Invalid image id')
+  if (!isValidId(id)) return text(400, 'Invalid image id')
   seen.imageId = id
 
   if (options.authorize && (await options.authorize(req, id)) !== true) return text(403, 'Forbidden')

@@ -93,8 +93,10 @@ pub const DEFAULT_DATABASE_POOL_SIZE: usize = 10;
 /// Default for `orphanGracePeriodMs`: one minute.
 pub const DEFAULT_ORPHAN_GRACE_PERIOD_MS: u64 = 60_000;
 
-/// Default for `maxImageBytes`: 50 MiB.
-pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 50 * 1024 * 1024;
+/// Default for `maxImageBytes`: `Number.MAX_SAFE_INTEGER`, i.e. no limit, as
+/// in pixstore (SPEC: an addition keeps pixstore compatibility when it is not
+/// configured).
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = (1 << 53) - 1;
 
 /// How hard a write is pushed to disk before its promise resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,15 @@ use crate::error::{Error, Result};
 /// Extension of every image file, as in pixstore.
 pub const IMAGE_EXTENSION: &str = ".pixstore-image";
 
-/// Longest accepted id, in bytes (a file name stays under the usual 255-byte limit).
-pub const MAX_ID_LENGTH: usize = 200;
+/// Longest prefix, in bytes: it names a folder, and file systems allow names
+/// of 255 bytes; pixstore writes any prefix up to that (and fails beyond it).
+pub const MAX_PREFIX_LENGTH: usize = 255;
+
+/// Longest key, in bytes: `<key>.pixstore-image` is a file name of at most 255 bytes.
+pub const MAX_KEY_LENGTH: usize = 255 - IMAGE_EXTENSION.len();
+
+/// Longest accepted id, in bytes: every id pixstore can store is valid.
+pub const MAX_ID_LENGTH: usize = MAX_PREFIX_LENGTH + 1 + MAX_KEY_LENGTH;
 
 const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -62,11 +69,9 @@ pub fn prefix_for(dir: Option<&str>) -> Result<Option<String>> {
     return Ok(None);
   };
   let prefix = clean_dir(dir);
-  // Room for the ':' and a key of up to 24 characters.
-  if prefix.len() + 25 > MAX_ID_LENGTH {
+  if prefix.len() > MAX_PREFIX_LENGTH {
     return Err(Error::pixstore(format!(
-      "Invalid dir: at most {} characters are kept",
-      MAX_ID_LENGTH - 25
+      "Invalid dir: at most {MAX_PREFIX_LENGTH} characters are kept (it names a folder)"
     )));
   }
   Ok(Some(prefix))
@@ -107,8 +112,9 @@ fn is_dir_char(c: u8) -> bool {
   is_key_char(c) || c == b'_' || c == b'-'
 }
 
-/// Whether `id` is one pixstore could have generated: an optional `[a-z0-9_-]*:`
-/// prefix and a non-empty `[a-z0-9]` key, at most [`MAX_ID_LENGTH`] bytes.
+/// Whether `id` is one pixstore could have generated and stored: an optional
+/// `[a-z0-9_-]*:` prefix of at most [`MAX_PREFIX_LENGTH`] bytes and a non-empty
+/// `[a-z0-9]` key of at most [`MAX_KEY_LENGTH`].
 pub fn is_valid(id: &str) -> bool {
   if id.is_empty() || id.len() > MAX_ID_LENGTH {
     return false;
@@ -117,7 +123,11 @@ pub fn is_valid(id: &str) -> bool {
     Some((prefix, key)) => (prefix, key),
     None => ("", id),
   };
-  !key.is_empty() && key.bytes().all(is_key_char) && prefix.bytes().all(is_dir_char)
+  !key.is_empty()
+    && key.len() <= MAX_KEY_LENGTH
+    && prefix.len() <= MAX_PREFIX_LENGTH
+    && key.bytes().all(is_key_char)
+    && prefix.bytes().all(is_dir_char)
 }
 
 /// `Ok` for a valid id, else the PixstoreError that refuses it.
@@ -163,10 +173,15 @@ mod tests {
     assert!(is_valid(&id));
     assert_eq!(prefix_for(Some("")).unwrap(), None);
     assert_eq!(prefix_for(Some("  ")).unwrap().as_deref(), Some(""));
-    assert!(prefix_for(Some(&"x".repeat(300))).is_err());
-    assert!(is_valid(
-      &generate(prefix_for(Some(&"x".repeat(175))).unwrap().as_deref(), u64::MAX).unwrap()
-    ));
+    assert!(prefix_for(Some(&"x".repeat(256))).is_err());
+    let longest = generate(prefix_for(Some(&"x".repeat(255))).unwrap().as_deref(), u64::MAX).unwrap();
+    assert!(is_valid(&longest), "pixstore stores a dir of 255 characters: so do we");
+    assert!(is_valid(&"a".repeat(MAX_KEY_LENGTH)));
+    assert!(!is_valid(&"a".repeat(MAX_KEY_LENGTH + 1)), "a file name over 255 bytes");
+    assert!(
+      !is_valid(&format!("{}:abc", "a".repeat(256))),
+      "a folder name over 255 bytes"
+    );
   }
 
   #[test]
@@ -191,7 +206,7 @@ mod tests {
       "A",
       "a.b",
       "a:..",
-      &"a".repeat(201),
+      &"a".repeat(MAX_KEY_LENGTH + 1),
     ] {
       assert!(!is_valid(id), "{id:?} should be invalid");
     }

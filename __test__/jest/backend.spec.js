@@ -91,7 +91,9 @@ test("'throw': PixstoreErrors of this realm, with the reference's messages", asy
   expect(error.name).toBe('PixstoreError')
   expect(error.message).toBe('Image not found: missingid')
   await expect(backend.saveImage(Buffer.from('not an image'))).rejects.toThrow(new PixstoreError('Invalid image file'))
-  expect(() => backend.getImageRecord(42)).toThrow(PixstoreError)
+  // An id that is not a string is absent, as in pixstore.
+  expect(backend.getImageRecord(42)).toBeNull()
+  await expect(backend.updateImage(42, image)).rejects.toThrow(new PixstoreError('Image not found: 42'))
 })
 
 test("'hybrid': a PixstoreError is warned, remembered and answered with null; other errors throw", async () => {
@@ -128,7 +130,7 @@ test("'custom': the handler gets PixstoreErrors of this realm; without one, a pl
   const seen = []
   setCustomErrorHandler((err) => seen.push(err))
   expect(await backend.updateImage('missingid', image)).toBeNull()
-  expect(backend.getImageRecord(17)).toBeNull()
+  expect(await backend.updateImage(17, image)).toBeNull()
   expect(seen).toHaveLength(2)
   for (const err of seen) {
     expect(err).toBeInstanceOf(PixstoreError)
