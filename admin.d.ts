@@ -33,7 +33,7 @@ export interface StoreProblem {
   id?: string
   /** The file path or object key, when there is one. */
   path?: string
-  /** Why the record cannot be read (`unreadable-record` only). */
+  /** Why the record, or its image file (`corrupt-file`), cannot be read at all. */
   reason?: string
   /** Whether `repair` fixed it. */
   repaired: boolean
@@ -52,7 +52,7 @@ export interface StatsReport {
   images: number
   /** Bytes of the original images. */
   bytes: number
-  /** Images per format (`'missing'` for records without an image, `'unreadable'` for records whose meta cannot be read). */
+  /** Images per format (`'missing'` for records without an image, `'unreadable'` for records whose meta or image file cannot be read). */
   formats: Record<string, number>
   /** Images per id prefix (`''` for ids without one). */
   prefixes: Record<string, number>

@@ -15,7 +15,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::backend::{Backend, ImageCheck, Problem, ProblemKind};
+use crate::backend::{Backend, ImageCheck, Peek, Problem, ProblemKind};
 use crate::crypto::{open, peek_first_byte};
 use crate::error::{Error, Result};
 use crate::id;
@@ -168,7 +168,8 @@ pub struct ProblemReport {
   /// The file or object key.
   #[serde(skip_serializing_if = "Option::is_none")]
   pub path: Option<String>,
-  /// Why the record cannot be read (`unreadable-record` only).
+  /// Why the record or its image cannot be read (`unreadable-record`, and
+  /// `corrupt-file` for an image file that cannot be read at all).
   #[serde(skip_serializing_if = "Option::is_none")]
   pub reason: Option<String>,
   /// Whether `--repair` fixed it.
@@ -225,6 +226,18 @@ pub async fn verify(backend: Arc<dyn Backend>, repair: bool, control: &Control) 
           report.files += 1;
           ProblemKind::CorruptFile
         }
+        // It cannot be authenticated either: corrupt, with the reason.
+        ImageCheck::Unreadable(reason) => {
+          report.files += 1;
+          report.problems.push(ProblemReport {
+            kind: ProblemKind::CorruptFile.name(),
+            id: Some(record.id),
+            path: Some(path),
+            reason: Some(reason),
+            repaired: false,
+          });
+          return Ok(());
+        }
       };
       report.problems.push(ProblemReport {
         kind: kind.name(),
@@ -265,7 +278,8 @@ pub struct StatsReport {
   pub interrupted: bool,
 }
 
-/// The format `stats` counts a record under when its meta cannot be read.
+/// The format `stats` counts a record under when its meta or its image file
+/// cannot be read.
 const UNREADABLE_FORMAT: &str = "unreadable";
 
 /// Counts images, their bytes, formats (read from the encrypted format byte
@@ -285,8 +299,8 @@ pub async fn stats(backend: Arc<dyn Backend>, formats: &[String], control: &Cont
         Err(unreadable) => (unreadable.id, None),
       };
       let (size, format) = match peeked {
-        None => (0, UNREADABLE_FORMAT.into()),
-        Some((Some((size, first)), record)) if size > 0 => {
+        None | Some((Peek::Unreadable(_), _)) => (0, UNREADABLE_FORMAT.into()),
+        Some((Peek::Found(size, first), record)) if size > 0 => {
           let byte = peek_first_byte(first, &record.meta)?;
           let format = formats
             .get((byte as usize).wrapping_sub(1))

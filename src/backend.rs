@@ -53,8 +53,21 @@ impl ProblemKind {
   }
 }
 
+/// A record's stored image, as `stats` peeks at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peek {
+  /// Its stored size in bytes and first ciphertext byte.
+  Found(u64, u8),
+  /// Gone.
+  Missing,
+  /// There, but it cannot be read (a folder in its place, a failing disk):
+  /// why. Only a local file; a remote store's read error fails the operation
+  /// (an outage is not a fault of one image).
+  Unreadable(String),
+}
+
 /// A record's stored image, as checked by `verify`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageCheck {
   /// Present and authentic; its stored size in bytes.
   Sound(u64),
@@ -62,6 +75,9 @@ pub enum ImageCheck {
   Missing,
   /// Present, but it does not authenticate under the record's key.
   Corrupt,
+  /// Present, but it cannot be read (a local file: a folder in its place, a
+  /// failing disk): why.
+  Unreadable(String),
   /// The record changed or went away during the check (a live store): nothing to report.
   Changed,
 }
@@ -139,8 +155,8 @@ pub trait Backend: Send + Sync + 'static {
   fn check_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<ImageCheck>>;
 
   /// A record's stored image size and first ciphertext byte (the encrypted
-  /// format byte), without reading the rest; `None` when it is gone.
-  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Option<(u64, u8)>>>;
+  /// format byte), without reading the rest.
+  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Peek>>;
 
   /// Stores an image under a given id unless a record of it exists (`None` then).
   fn import(

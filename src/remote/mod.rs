@@ -381,8 +381,13 @@ impl<R: Repo> Backend for RemoteStore<R> {
     })
   }
 
-  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Option<(u64, u8)>>> {
-    Box::pin(async move { self.blobs.peek(&self.blobs.key(&record.id, &record.meta.tag)?).await })
+  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<crate::backend::Peek>> {
+    Box::pin(async move {
+      let peeked = self.blobs.peek(&self.blobs.key(&record.id, &record.meta.tag)?).await?;
+      Ok(peeked.map_or(crate::backend::Peek::Missing, |(size, first)| {
+        crate::backend::Peek::Found(size, first)
+      }))
+    })
   }
 
   fn import(

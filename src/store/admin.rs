@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::files::{self, owner_is_dead, owner_of};
 use super::{db, Listed, Store, StoredRecord, TEMP_DIR_NAME};
-use crate::backend::{ImageCheck, Problem, ProblemKind};
+use crate::backend::{ImageCheck, Peek, Problem, ProblemKind};
 use crate::crypto::{belongs_to, ImageMeta, Sealed};
 use crate::error::{Error, Result};
 use crate::id::{self, IMAGE_EXTENSION};
@@ -93,7 +93,7 @@ impl Store {
       Ok(bytes) if belongs_to(&bytes, &record.meta) => return Ok(ImageCheck::Sound(bytes.len() as u64)),
       Ok(_) => ImageCheck::Corrupt,
       Err(err) if err.kind() == ErrorKind::NotFound => ImageCheck::Missing,
-      Err(err) => return Err(err.into()),
+      Err(err) => ImageCheck::Unreadable(format!("the image file cannot be read: {err}")),
     };
     match Store::record(self, &record.id)? {
       Some(current) if current == *record => Ok(found),
@@ -101,20 +101,22 @@ impl Store {
     }
   }
 
-  /// The size of a record's file and its first byte (blocking); `None` when it is gone.
-  pub fn peek_image(&self, record: &StoredRecord) -> Result<Option<(u64, u8)>> {
-    let mut file = match fs::File::open(id::file_path(&self.ctx.root, &record.id)) {
-      Ok(file) => file,
-      Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
-      Err(err) => return Err(err.into()),
-    };
-    let size = file.metadata()?.len();
-    let mut first = [0u8; 1];
-    if size == 0 {
-      return Ok(Some((0, 0)));
-    }
-    file.read_exact(&mut first)?;
-    Ok(Some((size, first[0])))
+  /// The size of a record's file and its first byte (blocking).
+  pub fn peek_image(&self, record: &StoredRecord) -> Result<Peek> {
+    let peeked = (|| {
+      let mut file = fs::File::open(id::file_path(&self.ctx.root, &record.id))?;
+      let size = file.metadata()?.len();
+      let mut first = [0u8; 1];
+      if size > 0 {
+        file.read_exact(&mut first)?;
+      }
+      Ok::<_, std::io::Error>((size, first[0]))
+    })();
+    Ok(match peeked {
+      Ok((size, first)) => Peek::Found(size, first),
+      Err(err) if err.kind() == ErrorKind::NotFound => Peek::Missing,
+      Err(err) => Peek::Unreadable(format!("the image file cannot be read: {err}")),
+    })
   }
 
   /// Rewraps the stored key of `id` (see [`crate::backend::Backend::rekey_record`])

@@ -756,7 +756,7 @@ impl crate::backend::Backend for Store {
     Box::pin(async move { blocking(move || Store::check_image(&self, &record)).await })
   }
 
-  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<Option<(u64, u8)>>> {
+  fn peek_image(self: Arc<Self>, record: StoredRecord) -> BoxFuture<'static, Result<crate::backend::Peek>> {
     Box::pin(async move { blocking(move || Store::peek_image(&self, &record)).await })
   }
 
