@@ -29,6 +29,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const binaryName = pkg.napi.binaryName
 
+const APPLE_FRAMEWORKS =
+  "links Apple's Security, CoreFoundation and SystemConfiguration frameworks, and zig has no Apple SDK here (xcrun not found); built on macOS runners by .github/workflows/release.yml"
+
 /**
  * Every release target: its npm platform suffix, the header a correct binary
  * has, and how it is built: natively on its own OS (`nativeOn`), or with zig
@@ -43,8 +46,12 @@ export const TARGETS = {
   'aarch64-unknown-linux-gnu': { platform: 'linux-arm64-gnu', header: 'elf-aarch64', zig: 'aarch64-unknown-linux-gnu.2.17' },
   'aarch64-unknown-linux-musl': { platform: 'linux-arm64-musl', header: 'elf-aarch64', zig: 'aarch64-unknown-linux-musl' },
   // Without a deployment target zig marks the binary "macOS 15.0 or later" and older macOS refuse it.
-  'x86_64-apple-darwin': { platform: 'darwin-x64', header: 'macho-x86_64', nativeOn: 'darwin', zig: 'x86_64-apple-darwin', env: { MACOSX_DEPLOYMENT_TARGET: '10.13' } },
-  'aarch64-apple-darwin': { platform: 'darwin-arm64', header: 'macho-arm64', nativeOn: 'darwin', zig: 'aarch64-apple-darwin', env: { MACOSX_DEPLOYMENT_TARGET: '11.0' } },
+  // Not cross-built: the addon links Apple's Security, CoreFoundation and
+  // SystemConfiguration frameworks (the system's root certificates for TLS to
+  // PostgreSQL and S3, through rustls-native-certs and reqwest; whoami through
+  // tokio-postgres), and zig has no Apple SDK to link them against here.
+  'x86_64-apple-darwin': { platform: 'darwin-x64', header: 'macho-x86_64', nativeOn: 'darwin', elsewhere: APPLE_FRAMEWORKS, env: { MACOSX_DEPLOYMENT_TARGET: '10.13' } },
+  'aarch64-apple-darwin': { platform: 'darwin-arm64', header: 'macho-arm64', nativeOn: 'darwin', elsewhere: APPLE_FRAMEWORKS, env: { MACOSX_DEPLOYMENT_TARGET: '11.0' } },
   'x86_64-pc-windows-msvc': {
     platform: 'win32-x64-msvc',
     header: 'pe-x86_64',
