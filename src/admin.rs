@@ -19,7 +19,7 @@ use crate::backend::{Backend, ImageCheck, Peek, Problem, ProblemKind};
 use crate::crypto::{open, peek_first_byte};
 use crate::error::{Error, Result};
 use crate::id;
-use crate::store::{blocking, ImageRules, Listed, PlainImage};
+use crate::store::{blocking, ImageRules, Listed, PlainImage, Unreadable};
 
 /// Records read at once when walking a store.
 const PAGE: usize = 256;
@@ -81,6 +81,21 @@ fn parallelism() -> usize {
   std::thread::available_parallelism().map_or(4, |cores| cores.get() * 4)
 }
 
+/// The id of a listed record, readable or not.
+fn listed_id(listed: &Listed) -> &str {
+  match listed {
+    Ok(record) => &record.id,
+    Err(unreadable) => &unreadable.id,
+  }
+}
+
+/// The report an operation filled from its tasks, once they are all done.
+fn into_report<T>(shared: Arc<Mutex<T>>, operation: &str) -> Result<T> {
+  Arc::try_unwrap(shared)
+    .map_err(|_| Error::internal(format!("{operation} report still shared")))
+    .map(|report| report.into_inner().expect("report lock"))
+}
+
 /// Walks every record page by page, running `visit` on up to `parallelism`
 /// records at once (a record whose meta cannot be read is visited too, as
 /// [`Unreadable`](crate::store::Unreadable)); stops early when cancelled.
@@ -105,10 +120,7 @@ where
     }
     let page = Arc::clone(backend).records_after(after.clone(), PAGE).await?;
     let Some(last) = page.last() else { break };
-    after = match last {
-      Ok(record) => record.id.clone(),
-      Err(unreadable) => unreadable.id.clone(),
-    };
+    after = listed_id(last).to_string();
     let count = page.len();
     // Records not started when a cancellation arrives are left for another run.
     let started = std::sync::atomic::AtomicU64::new(0);
@@ -250,10 +262,7 @@ pub async fn verify(backend: Arc<dyn Backend>, repair: bool, control: &Control) 
     }
   })
   .await?;
-  let mut report = Arc::try_unwrap(report)
-    .map_err(|_| Error::internal("verify report still shared"))?
-    .into_inner()
-    .expect("report lock");
+  let mut report = into_report(report, "verify")?;
   report.interrupted = interrupted;
   if !interrupted {
     control.progress("audit", 0, None);
@@ -320,10 +329,7 @@ pub async fn stats(backend: Arc<dyn Backend>, formats: &[String], control: &Cont
     }
   })
   .await?;
-  let mut report = Arc::try_unwrap(report)
-    .map_err(|_| Error::internal("stats report still shared"))?
-    .into_inner()
-    .expect("report lock");
+  let mut report = into_report(report, "stats")?;
   report.interrupted = interrupted;
   Ok(report)
 }
@@ -344,6 +350,15 @@ pub struct Failed {
   pub id: String,
   /// Why.
   pub reason: String,
+}
+
+impl From<Unreadable> for Failed {
+  fn from(unreadable: Unreadable) -> Failed {
+    Failed {
+      id: unreadable.id,
+      reason: unreadable.reason,
+    }
+  }
 }
 
 /// The report of `export`.
@@ -389,10 +404,7 @@ pub async fn export(
       let id = match listed {
         Ok(record) => record.id,
         Err(unreadable) => {
-          report.lock().expect("report lock").failed.push(Failed {
-            id: unreadable.id,
-            reason: unreadable.reason,
-          });
+          report.lock().expect("report lock").failed.push(unreadable.into());
           return Ok(());
         }
       };
@@ -433,10 +445,7 @@ pub async fn export(
     }
   })
   .await?;
-  let mut report = Arc::try_unwrap(report)
-    .map_err(|_| Error::internal("export report still shared"))?
-    .into_inner()
-    .expect("report lock");
+  let mut report = into_report(report, "export")?;
   report.interrupted = interrupted;
   Ok(report)
 }
@@ -615,10 +624,7 @@ pub async fn import(
     .buffer_unordered(concurrency.max(1))
     .collect::<Vec<()>>()
     .await;
-  let mut report = Arc::try_unwrap(report)
-    .map_err(|_| Error::internal("import report still shared"))?
-    .into_inner()
-    .expect("report lock");
+  let mut report = into_report(report, "import")?;
   report.interrupted = control.cancelled();
   report.imported.sort_by(|a, b| a.path.cmp(&b.path));
   report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
@@ -661,10 +667,7 @@ pub async fn migrate(from: Arc<dyn Backend>, to: Arc<dyn Backend>, control: &Con
       let id = match listed {
         Ok(record) => record.id,
         Err(unreadable) => {
-          report.lock().expect("report lock").failed.push(Failed {
-            id: unreadable.id,
-            reason: unreadable.reason,
-          });
+          report.lock().expect("report lock").failed.push(unreadable.into());
           return Ok(());
         }
       };
@@ -691,10 +694,7 @@ pub async fn migrate(from: Arc<dyn Backend>, to: Arc<dyn Backend>, control: &Con
     }
   })
   .await?;
-  let mut report = Arc::try_unwrap(report)
-    .map_err(|_| Error::internal("migrate report still shared"))?
-    .into_inner()
-    .expect("report lock");
+  let mut report = into_report(report, "migrate")?;
   report.interrupted = interrupted;
   report.failed.sort_by(|a, b| a.id.cmp(&b.id));
   Ok(report)
@@ -722,10 +722,7 @@ pub async fn rekey(backend: Arc<dyn Backend>, unwrap: bool, control: &Control) -
     let (backend, report) = (Arc::clone(&backend), Arc::clone(&report));
     async move {
       // rekey_record reads the row itself: an unreadable one fails there, with its reason.
-      let id = match listed {
-        Ok(record) => record.id,
-        Err(unreadable) => unreadable.id,
-      };
+      let id = listed_id(&listed).to_string();
       let outcome = Arc::clone(&backend).rekey_record(id.clone(), unwrap).await;
       let mut report = report.lock().expect("report lock");
       match outcome {
@@ -743,10 +740,7 @@ pub async fn rekey(backend: Arc<dyn Backend>, unwrap: bool, control: &Control) -
   if !interrupted {
     backend.compact().await?;
   }
-  let mut report = Arc::try_unwrap(report)
-    .map_err(|_| Error::internal("rekey report still shared"))?
-    .into_inner()
-    .expect("report lock");
+  let mut report = into_report(report, "rekey")?;
   report.interrupted = interrupted;
   Ok(report)
 }

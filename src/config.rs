@@ -506,23 +506,37 @@ impl Config {
 
 /// `masterKeys`: `null` for none, else a non-empty array of base64 strings of 32 bytes.
 fn parse_master_keys(value: &ConfigValue) -> Result<Vec<Secret>> {
+  let shape = "masterKeys must be a non-empty array of base64 strings of 32 bytes each (e.g. from `openssl rand -base64 32`), or null";
+  parse_secrets(value, "masterKeys", shape, |index, key| {
+    crate::keys::decode_master_key(key)
+      .map(|_| ())
+      .map_err(|why| Error::config(format!("masterKeys[{index}] {why} (base64 of 32 bytes expected)")))
+  })
+}
+
+/// A config key holding secrets: `null` for none, else a non-empty array of
+/// strings (`shape` says so when it is not), each accepted by `check`.
+fn parse_secrets(
+  value: &ConfigValue,
+  name: &str,
+  shape: &str,
+  check: impl Fn(usize, &str) -> Result<()>,
+) -> Result<Vec<Secret>> {
   if *value == ConfigValue::Null {
     return Ok(Vec::new());
   }
-  let items = value.as_array().filter(|items| !items.is_empty()).ok_or_else(|| {
-    Error::config(
-      "masterKeys must be a non-empty array of base64 strings of 32 bytes each (e.g. from `openssl rand -base64 32`), or null",
-    )
-  })?;
+  let items = value
+    .as_array()
+    .filter(|items| !items.is_empty())
+    .ok_or_else(|| Error::config(shape))?;
   items
     .iter()
     .enumerate()
     .map(|(index, item)| {
       let key = item
         .as_str()
-        .ok_or_else(|| Error::config(format!("masterKeys[{index}] must be a string")))?;
-      crate::keys::decode_master_key(key)
-        .map_err(|why| Error::config(format!("masterKeys[{index}] {why} (base64 of 32 bytes expected)")))?;
+        .ok_or_else(|| Error::config(format!("{name}[{index}] must be a string")))?;
+      check(index, key)?;
       Ok(Secret::new(key))
     })
     .collect()
@@ -613,30 +627,18 @@ fn parse_object_store(value: &ConfigValue) -> Result<ObjectStoreConfig> {
 /// `proofKeys`: `null` for none (pixstore's proofs), else a non-empty array of
 /// secrets of at least [`MIN_PROOF_KEY_LENGTH`] characters (JS string length).
 fn parse_proof_keys(value: &ConfigValue) -> Result<Vec<Secret>> {
-  if *value == ConfigValue::Null {
-    return Ok(Vec::new());
-  }
-  let items = value.as_array().filter(|items| !items.is_empty()).ok_or_else(|| {
-    Error::config(format!(
-      "proofKeys must be a non-empty array of secret strings of at least {MIN_PROOF_KEY_LENGTH} characters (or null for none)"
-    ))
-  })?;
-  items
-    .iter()
-    .enumerate()
-    .map(|(index, item)| {
-      let key = item
-        .as_str()
-        .ok_or_else(|| Error::config(format!("proofKeys[{index}] must be a string")))?;
-      let length = key.encode_utf16().count();
-      if length < MIN_PROOF_KEY_LENGTH {
-        return Err(Error::config(format!(
-          "proofKeys[{index}] must be at least {MIN_PROOF_KEY_LENGTH} characters long (it has {length})"
-        )));
-      }
-      Ok(Secret::new(key))
-    })
-    .collect()
+  let shape = format!(
+    "proofKeys must be a non-empty array of secret strings of at least {MIN_PROOF_KEY_LENGTH} characters (or null for none)"
+  );
+  parse_secrets(value, "proofKeys", &shape, |index, key| {
+    let length = key.encode_utf16().count();
+    if length < MIN_PROOF_KEY_LENGTH {
+      return Err(Error::config(format!(
+        "proofKeys[{index}] must be at least {MIN_PROOF_KEY_LENGTH} characters long (it has {length})"
+      )));
+    }
+    Ok(())
+  })
 }
 
 fn parse_formats(value: &ConfigValue) -> Result<Vec<String>> {
@@ -667,6 +669,7 @@ fn parse_formats(value: &ConfigValue) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use base64::Engine;
   use serde_json::json;
 
   fn overrides(value: serde_json::Value) -> Vec<(String, ConfigValue)> {
@@ -688,6 +691,24 @@ mod tests {
     assert_eq!(config.default_endpoint_listen_port, 3001);
     assert_eq!(config.default_endpoint_listen_host, "0.0.0.0");
     assert_eq!(config.error_handling_mode, "hybrid");
+  }
+
+  #[test]
+  fn secret_lists_say_which_item_is_wrong() {
+    let message = |value| merge(value).unwrap_err().message;
+    assert!(message(json!({ "masterKeys": [] })).starts_with("masterKeys must be a non-empty array"));
+    assert_eq!(message(json!({ "masterKeys": [1] })), "masterKeys[0] must be a string");
+    assert!(message(json!({ "masterKeys": ["AAAA"] })).ends_with("(base64 of 32 bytes expected)"));
+    assert!(message(json!({ "proofKeys": "x" })).starts_with("proofKeys must be a non-empty array"));
+    assert_eq!(
+      message(json!({ "proofKeys": ["a".repeat(MIN_PROOF_KEY_LENGTH), 2] })),
+      "proofKeys[1] must be a string"
+    );
+    assert!(message(json!({ "proofKeys": ["short"] })).starts_with("proofKeys[0] must be at least"));
+    let keys =
+      merge(json!({ "masterKeys": [base64::engine::general_purpose::STANDARD.encode([7u8; 32])], "proofKeys": null }))
+        .unwrap();
+    assert_eq!((keys.master_keys.len(), keys.proof_keys.len()), (1, 0));
   }
 
   #[test]

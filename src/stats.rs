@@ -288,6 +288,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
   let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Writes a family of one unlabelled series.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+  family(out, name, kind, help);
+  let _ = writeln!(out, "{name} {value}");
+}
+
 /// Writes a histogram's `_bucket`, `_sum` and `_count` series; `label` is
 /// `name="value"` or empty.
 fn histogram(out: &mut String, name: &str, label: &str, snapshot: &HistogramSnapshot) {
@@ -352,27 +358,27 @@ impl StatsSnapshot {
         self.write_failures[operation as usize]
       );
     }
-    family(
+    scalar(
       o,
       "pixstore_writes_in_flight",
       "gauge",
       "Saves, updates and deletes started and not finished.",
+      self.writes_in_flight,
     );
-    let _ = writeln!(o, "pixstore_writes_in_flight {}", self.writes_in_flight);
-    family(
+    scalar(
       o,
       "pixstore_writer_queue_depth",
       "gauge",
       "Writes and deletes waiting for the local store's writer thread (0 for remote stores).",
+      self.writer_queue_depth,
     );
-    let _ = writeln!(o, "pixstore_writer_queue_depth {}", self.writer_queue_depth);
-    family(
+    scalar(
       o,
       "pixstore_received_bytes_total",
       "counter",
       "Image bytes stored by successful saves and updates (before encryption).",
+      self.received_bytes,
     );
-    let _ = writeln!(o, "pixstore_received_bytes_total {}", self.received_bytes);
     family(
       o,
       "pixstore_served_total",
@@ -387,13 +393,13 @@ impl StatsSnapshot {
         self.served[state as usize]
       );
     }
-    family(
+    scalar(
       o,
       "pixstore_served_bytes_total",
       "counter",
       "Bytes of the wire payloads built (HEAD requests included).",
+      self.served_bytes,
     );
-    let _ = writeln!(o, "pixstore_served_bytes_total {}", self.served_bytes);
     family(
       o,
       "pixstore_write_duration_seconds",
@@ -425,20 +431,20 @@ impl StatsSnapshot {
     for (code, count) in ENDPOINT_STATUSES.iter().zip(self.endpoint_responses) {
       let _ = writeln!(o, "pixstore_endpoint_responses_total{{code=\"{code}\"}} {count}");
     }
-    family(
+    scalar(
       o,
       "pixstore_endpoint_open_connections",
       "gauge",
       "Open TCP connections of the default endpoint.",
+      self.open_connections,
     );
-    let _ = writeln!(o, "pixstore_endpoint_open_connections {}", self.open_connections);
-    family(
+    scalar(
       o,
       "pixstore_request_log_dropped_total",
       "counter",
       "Request log entries dropped because the request logger fell behind.",
+      self.request_log_dropped,
     );
-    let _ = writeln!(o, "pixstore_request_log_dropped_total {}", self.request_log_dropped);
     out
   }
 }
